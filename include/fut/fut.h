@@ -1,0 +1,247 @@
+/*
+ * fut — futures and promises on a fixed pool of POSIX threads.
+ *
+ * The whole public API. Conventions that hold for every function below:
+ *
+ *  - Errors: functions return 0 or a positive errno value, like pthreads.
+ *    A task's own nonzero return code passes through unchanged.
+ *  - Future makers (fut_spawn, fut_then, fut_all) never return NULL: any
+ *    failure is carried by the returned future and reported by fut_await.
+ *  - Ownership: every function that returns a future hands the caller one
+ *    reference, dropped with fut_release. fut_then consumes its input;
+ *    every other function borrows the futures it is given.
+ *  - Threads: every function may be called from any thread, including from
+ *    inside tasks and continuations. No library lock is held while a task,
+ *    a continuation or any other user code runs.
+ *  - Waiting: a wait called on a pool worker runs that worker's pool's
+ *    queued work while it waits, so nested fork-join cannot deadlock; on
+ *    any other thread it blocks on a condition variable and never spins.
+ */
+#ifndef FUT_FUT_H
+#define FUT_FUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define FUT_API
+#elif defined(__GNUC__)
+#define FUT_API __attribute__((visibility("default")))
+#else
+#define FUT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A fixed set of worker threads. Made by fut_pool_create. */
+typedef struct fut_pool fut_pool;
+/** The read end of one result: pending, then complete with a value or an
+ * error, forever. Reference counted. */
+typedef struct fut_future fut_future;
+/** The write end of one result, kept or rejected exactly once. */
+typedef struct fut_promise fut_promise;
+
+/** A task: runs on a worker. Stores its value in *value and returns 0, or
+ * returns a nonzero error code, which becomes the future's error. */
+typedef int (*fut_task_fn)(void *arg, void **value);
+/** A continuation: receives the value of the future it follows. */
+typedef int (*fut_then_fn)(void *arg, void *input, void **value);
+
+/** Pool settings. Zero-initialize, then set what you need. */
+typedef struct fut_pool_config {
+    size_t threads;         /* 0: the CPUs this process may run on       */
+    const char *name;       /* worker thread name prefix; NULL: "fut"    */
+    const char *trace_path; /* reserved for tracing; not read yet        */
+} fut_pool_config;
+
+/** Counters of a pool, exact once the pool is idle. A unit of work is a
+ * spawned task or a continuation. Once idle,
+ * spawned == completed + cancelled. */
+typedef struct fut_pool_stats {
+    size_t threads;
+    uint64_t spawned;        /* units the pool accepted                      */
+    uint64_t completed;      /* units that ran to their end, failed or not   */
+    uint64_t failed;         /* completed units that returned nonzero        */
+    uint64_t cancelled;      /* units that never ran                         */
+    uint64_t stolen;         /* units a worker took from another's queue     */
+    uint64_t queued;         /* accepted, ready, not yet started, now        */
+    uint64_t timers_pending; /* sleeps and timeouts not yet due         */
+} fut_pool_stats;
+
+/* ---- Pools ------------------------------------------------------------ */
+
+/**
+ * Starts a pool and stores it in *pool. A NULL config means all defaults.
+ * Worker threads are named "<name>-<index>" (cut to 15 characters).
+ * Returns 0; EINVAL (pool NULL, threads over 4096); ENOMEM; EAGAIN (the
+ * system could not start a thread; threads started so far are joined).
+ * Does not block beyond thread creation.
+ */
+FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
+
+/**
+ * Shuts the pool down and frees it; the handle is gone afterwards. From
+ * the moment it begins, threads that are not this pool's workers can no
+ * longer add work to it (ESHUTDOWN); its workers still may. It blocks
+ * until every accepted task and every child those tasks spawn has run,
+ * completes with ECANCELED the continuations that can no longer run
+ * (their input is a promise nobody kept), then joins the workers.
+ * Futures outlive the pool: awaiting one afterwards returns its outcome.
+ * While the caller still holds a future made on the pool, the handle
+ * stays valid for the functions that add work, which fail with
+ * ESHUTDOWN; so a thread racing destroy with a spawn is safe as long as
+ * it keeps one such future.
+ * Returns 0; EINVAL (pool NULL); EDEADLK (called from one of the pool's
+ * own workers, which would wait for itself; nothing is done).
+ */
+FUT_API int fut_pool_destroy(fut_pool *pool);
+
+/** The number of worker threads; 0 for a NULL pool. Never blocks. */
+FUT_API size_t fut_pool_threads(const fut_pool *pool);
+
+/**
+ * Copies the pool's counters into *stats. Returns 0; EINVAL (a NULL
+ * argument). Never blocks.
+ */
+FUT_API int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats);
+
+/** The calling thread's index (0..threads-1) when it is a pool worker,
+ * -1 on any other thread. Never blocks. */
+FUT_API int fut_worker_index(void);
+
+/* ---- Making futures ---------------------------------------------------- */
+
+/**
+ * Runs fn(arg, &value) on a worker of the pool. Never returns NULL; the
+ * future fails with EINVAL (pool or fn NULL), ENOMEM, or ESHUTDOWN (the
+ * pool is being destroyed and the caller is not one of its workers).
+ * Never blocks on the task.
+ */
+FUT_API fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg);
+
+/**
+ * Consumes f and returns a future for fn(arg, value of f, &value), run on
+ * f's pool once f has completed successfully. If f fails, the new future
+ * fails with the same error and fn does not run (ECANCELED when f was
+ * cancelled). If f has no pool (it failed for bad arguments, or is the
+ * fut_all of an empty set) fn runs inline in the calling thread. Errors
+ * carried by the future: EINVAL (f or fn NULL; f is still consumed),
+ * ENOMEM, ESHUTDOWN (f's pool is shutting down and the caller is not one of
+ * its workers, or f's pool is gone, and fn would have had to run), and
+ * ECANCELED (f's pool was destroyed while this continuation still waited
+ * for f). Never blocks.
+ */
+FUT_API fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg);
+
+/**
+ * Borrows futs[0..n-1] and returns a future that completes once all of them
+ * have, with error 0 or the error of the lowest-index failed input, and a
+ * NULL value. n == 0 gives a completed future. Errors carried: EINVAL (futs
+ * NULL with n > 0, or a NULL entry), ENOMEM. The future belongs to the
+ * first input's pool that has one. Never blocks.
+ */
+FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
+
+/* ---- Waiting ----------------------------------------------------------- */
+
+/**
+ * Blocks until f completes, stores its value in *value (NULL when f failed;
+ * value may be NULL) and returns its error: 0, the task's own code, or any
+ * error listed for the function that made f. EINVAL for a NULL f.
+ * Borrows f. On a pool worker, runs queued work of that pool meanwhile.
+ */
+FUT_API int fut_await(fut_future *f, void **value);
+
+/**
+ * fut_await with a limit of ms milliseconds on CLOCK_MONOTONIC. Returns
+ * ETIMEDOUT (and stores NULL) when f is still pending after ms; ms == 0
+ * only polls. Other results as fut_await. On a worker, a task it runs
+ * while helping may overrun the limit.
+ */
+FUT_API int fut_await_for(fut_future *f, uint64_t ms, void **value);
+
+/**
+ * Blocks until every one of futs[0..n-1] has completed and returns the
+ * error of the lowest-index failed one, or 0. n == 0 returns 0 at once.
+ * EINVAL (futs NULL with n > 0, or a NULL entry; nothing is awaited).
+ * Borrows the futures.
+ */
+FUT_API int fut_join_all(fut_future *const futs[], size_t n);
+
+/**
+ * Blocks until at least one of futs[0..n-1] has completed, whatever its
+ * outcome, stores the lowest complete index in *index (index may be NULL)
+ * and returns 0; read that future's outcome with fut_await. EINVAL (n == 0,
+ * futs NULL, or a NULL entry); ENOMEM (no memory to wait on many futures).
+ * Borrows the futures.
+ */
+FUT_API int fut_await_any(fut_future *const futs[], size_t n, size_t *index);
+
+/** Whether f has completed; false for NULL. Never blocks. */
+FUT_API bool fut_is_ready(const fut_future *f);
+
+/* ---- Handles ----------------------------------------------------------- */
+
+/** Adds a reference to f and returns f (NULL stays NULL). Never blocks. */
+FUT_API fut_future *fut_retain(fut_future *f);
+
+/** Drops one reference; the last one frees f, pending or not (the work
+ * still runs). NULL is ignored. Never blocks. */
+FUT_API void fut_release(fut_future *f);
+
+/* ---- Cancellation ------------------------------------------------------ */
+
+/**
+ * Asks f to stop. Returns 0 when f's work had not started: it never runs
+ * and f fails with ECANCELED (a continuation also cancels the input it
+ * consumed; a fut_all leaves its inputs alone). EBUSY while the task runs:
+ * it can poll fut_cancel_requested() and its return value stays f's
+ * outcome. EALREADY when f had already completed. EINVAL for NULL.
+ * Borrows f. Never blocks.
+ */
+FUT_API int fut_cancel(fut_future *f);
+
+/** Inside a task or continuation: whether its future has been cancelled.
+ * false anywhere else. Never blocks. */
+FUT_API bool fut_cancel_requested(void);
+
+/* ---- Promises ---------------------------------------------------------- */
+
+/**
+ * Makes a promise and its future, both bound to pool (which may be
+ * destroyed before the promise is kept). The caller owns the promise and
+ * one reference to the future. Returns 0; EINVAL (a NULL argument);
+ * ENOMEM. Outputs are untouched on error. Never blocks.
+ */
+FUT_API int fut_promise_create(fut_pool *pool, fut_promise **promise,
+                               fut_future **future);
+
+/**
+ * Completes the promise's future with value and frees the promise.
+ * Returns 0; EALREADY (the future was cancelled first; the promise is
+ * still freed); EINVAL (promise NULL). Never blocks; continuations are
+ * queued on the pool, or run here when they only pass a failure on.
+ */
+FUT_API int fut_promise_resolve(fut_promise *promise, void *value);
+
+/**
+ * Fails the promise's future with error and frees the promise. Rejecting
+ * with EPIPE is the idiom for a promise that will never be kept. Returns
+ * 0; EALREADY (the future was cancelled first; the promise is still
+ * freed); EINVAL (promise NULL, or error 0: the promise is not consumed).
+ * Never blocks.
+ */
+FUT_API int fut_promise_reject(fut_promise *promise, int error);
+
+/** A name for every error code fut returns, and for other errno values;
+ * never NULL. Never blocks. */
+FUT_API const char *fut_strerror(int error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FUT_FUT_H */

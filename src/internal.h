@@ -1,0 +1,110 @@
+/*
+ * Internal structures shared by the modules of fut.
+ *
+ * Lock order: a future's lock and a pool's lock are never held together,
+ * and no library lock is held while user code runs or while a future's
+ * listeners fire. The waiter's lock (its own, or its worker's pool lock)
+ * is a leaf taken only to count a wakeup.
+ */
+#ifndef FUT_INTERNAL_H
+#define FUT_INTERNAL_H
+
+#include <fut/fut.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+typedef struct fut_listener fut_listener;
+typedef struct fut_worker fut_worker;
+
+/* Something to tell when a future completes. fire() runs once, with no
+ * library lock held, after the future's outcome is published; it must not
+ * touch the listener after it has handed it on (its memory may go). */
+struct fut_listener {
+    fut_listener *next;
+    void (*fire)(fut_listener *self, fut_future *done);
+};
+
+/* Where a future is in its life. Moves forward only, by compare-and-swap:
+ * the thread whose CAS leaves WAITING/QUEUED owns the completion. */
+enum fut_phase {
+    PHASE_WAITING, /* a continuation or promise: not ready to run       */
+    PHASE_QUEUED,  /* in a pool queue                                   */
+    PHASE_RUNNING, /* claimed by the thread that runs it                */
+    PHASE_CLAIMED, /* claimed by a canceller or a completer             */
+};
+
+enum fut_kind {
+    KIND_STATIC, /* a preallocated complete future, never freed         */
+    KIND_PLAIN,  /* completed on creation, or by a promise               */
+    KIND_TASK,   /* fut_spawn                                           */
+    KIND_THEN,   /* fut_then                                            */
+    KIND_ALL,    /* fut_all                                             */
+};
+
+struct fut_future {
+    atomic_uint refs;
+    atomic_int phase;        /* enum fut_phase                            */
+    atomic_bool done;        /* release-set after value/error are written;
+                                acquire-read before reading them          */
+    atomic_bool cancel_req;  /* polled by fut_cancel_requested; relaxed:
+                                a hint, ordered by nothing else           */
+    unsigned char kind;      /* enum fut_kind, set at creation            */
+    bool orphan;             /* THEN made after its pool closed: gives
+                                ESHUTDOWN instead of running; set at
+                                creation                                  */
+    bool on_pending;         /* THEN on its pool's pending list: pool lock */
+    int error;               /* written once before done                  */
+    void *value;             /* written once before done                  */
+    pthread_mutex_t lock;    /* guards listeners, input                   */
+    fut_listener *listeners; /* pending: who to tell; done: the detached
+                                list, owned by the completer             */
+    fut_future *defer_next;  /* completion trampoline link: its thread    */
+    fut_pool *pool;          /* holds a pool reference; NULL: no pool     */
+    /* The work, for TASK and THEN. */
+    union {
+        fut_task_fn task;
+        fut_then_fn then;
+    } fn;
+    void *arg;
+    fut_future *input;         /* THEN: the consumed input; lock            */
+    fut_listener node;         /* THEN: registered on input's listeners     */
+    fut_future *qnext, *qprev; /* queue or pending-list links: pool lock */
+};
+
+/* A thread waiting for futures. fired counts the listeners that fired;
+ * it is guarded by *lock, and the waiter sleeps on *cv. On a worker, lock
+ * is the pool lock and cv the worker's own, so spawns wake it too. */
+typedef struct fut_waiter {
+    pthread_mutex_t *lock;
+    pthread_cond_t *cv;
+    fut_worker *worker; /* non-NULL when the waiter helps its pool */
+    size_t fired;
+    size_t want; /* wake when fired >= want */
+} fut_waiter;
+
+/* futures.c */
+void fut__complete(fut_future *f, void *value, int error);
+bool fut__listen(fut_future *f, fut_listener *l);
+bool fut__unlisten(fut_future *f, fut_listener *l);
+void fut__drop_task_ref(fut_future *f);
+void fut__run(fut_future *f);
+void fut__then_cancel_pending(fut_future *c);
+
+/* pool.c */
+void fut__pool_retain(fut_pool *pool);
+void fut__pool_release(fut_pool *pool);
+int fut__pool_submit(fut_pool *pool, fut_future *f);
+int fut__pool_admit_then(fut_pool *pool, fut_future *c);
+bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed);
+fut_worker *fut__current_worker(void);
+void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker);
+void fut__waiter_notify(fut_waiter *w);
+int fut__waiter_block(fut_waiter *w, const struct timespec *deadline,
+                      bool help);
+void fut__stat_cancelled(fut_pool *pool);
+void fut__stat_ran(fut_pool *pool, int error);
+void fut__stat_dequeued(fut_pool *pool);
+
+#endif /* FUT_INTERNAL_H */

@@ -1,0 +1,565 @@
+/*
+ * The pool: worker threads, their queues, parking, and shutdown.
+ *
+ * One mutex (pool->lock) guards every queue and every scheduling field.
+ * Each worker has a deque of its own: it pushes the units it makes and
+ * pops them back newest first, so a waiting parent runs its own child
+ * inline; an idle worker takes from the injection queue (units from
+ * outside threads) oldest first, then steals the oldest unit of another
+ * worker. A worker with nothing to do parks on its own condition
+ * variable and sits on the idle list; whoever queues a unit takes one
+ * parked worker off that list and signals it, under the same lock, so no
+ * wakeup is lost and a spawn wakes at most one thread. A worker that
+ * waits for a future parks the same way, so it wakes for either.
+ *
+ * Shutdown: destroy sets closing (outside threads are refused), waits on
+ * quiet_cv until no unit is queued or running, sets closed, cancels the
+ * continuations still waiting on their inputs, then stops and joins the
+ * workers. The pool's memory is reference counted: each future made on
+ * it holds a reference, so a future that outlives the pool can still ask
+ * whether the pool is closed.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_THREADS 4096
+
+typedef struct fut_list {
+    fut_future *head, *tail;
+} fut_list;
+
+struct fut_worker {
+    fut_pool *pool;
+    size_t index;
+    pthread_t thread;
+    pthread_cond_t cv;     /* parked here; signalled under pool->lock */
+    bool parked;           /* on the idle list: pool->lock            */
+    fut_worker *idle_next; /* pool->lock                              */
+    fut_worker *idle_prev; /* pool->lock                              */
+    fut_list deque;        /* own units, newest at head: pool->lock   */
+};
+
+struct fut_pool {
+    atomic_uint refs; /* the handle, plus one per future on it   */
+    pthread_mutex_t lock;
+    pthread_cond_t quiet_cv; /* destroy waits for active == 0           */
+    fut_worker *workers;
+    size_t threads;
+    fut_list inject;            /* units from outside threads: lock        */
+    fut_list pending;           /* continuations waiting on input: lock    */
+    fut_worker *idle;           /* parked workers: lock                    */
+    size_t active;              /* units queued or running: lock           */
+    bool closing, closed, stop; /* lock                                  */
+    char name[16];
+    /* Counters: relaxed atomics, read as a snapshot by stats_get. */
+    atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
+};
+
+static _Thread_local fut_worker *tl_worker;
+
+/* ---- Intrusive lists (pool->lock) -------------------------------------- */
+
+static void list_push_front(fut_list *l, fut_future *f)
+{
+    f->qprev = NULL;
+    f->qnext = l->head;
+    if (l->head)
+        l->head->qprev = f;
+    else
+        l->tail = f;
+    l->head = f;
+}
+
+static void list_push_back(fut_list *l, fut_future *f)
+{
+    f->qnext = NULL;
+    f->qprev = l->tail;
+    if (l->tail)
+        l->tail->qnext = f;
+    else
+        l->head = f;
+    l->tail = f;
+}
+
+static void list_unlink(fut_list *l, fut_future *f)
+{
+    if (f->qprev)
+        f->qprev->qnext = f->qnext;
+    else
+        l->head = f->qnext;
+    if (f->qnext)
+        f->qnext->qprev = f->qprev;
+    else
+        l->tail = f->qprev;
+    f->qnext = f->qprev = NULL;
+}
+
+static fut_future *list_pop_front(fut_list *l)
+{
+    fut_future *f = l->head;
+    if (f)
+        list_unlink(l, f);
+    return f;
+}
+
+static fut_future *list_pop_back(fut_list *l)
+{
+    fut_future *f = l->tail;
+    if (f)
+        list_unlink(l, f);
+    return f;
+}
+
+/* ---- Parking (pool->lock) ---------------------------------------------- */
+
+static void idle_remove(fut_pool *pool, fut_worker *w)
+{
+    if (w->idle_prev)
+        w->idle_prev->idle_next = w->idle_next;
+    else
+        pool->idle = w->idle_next;
+    if (w->idle_next)
+        w->idle_next->idle_prev = w->idle_prev;
+    w->parked = false;
+}
+
+static void wake_one(fut_pool *pool)
+{
+    fut_worker *w = pool->idle;
+    if (w) {
+        idle_remove(pool, w);
+        pthread_cond_signal(&w->cv);
+    }
+}
+
+/* Parks self until a spawn picks it, the pool stops, the waiter (if any)
+ * has what it wants, or the deadline passes (ETIMEDOUT). */
+static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
+                const struct timespec *deadline)
+{
+    int rc = 0;
+    self->parked = true;
+    self->idle_prev = NULL;
+    self->idle_next = pool->idle;
+    if (pool->idle)
+        pool->idle->idle_prev = self;
+    pool->idle = self;
+    while (self->parked && !pool->stop && !(wt && wt->fired >= wt->want)) {
+        if (!deadline)
+            pthread_cond_wait(&self->cv, &pool->lock);
+        else if (pthread_cond_timedwait(&self->cv, &pool->lock, deadline) ==
+                 ETIMEDOUT) {
+            rc = ETIMEDOUT;
+            break;
+        }
+    }
+    if (self->parked)
+        idle_remove(pool, self);
+    return rc;
+}
+
+/* ---- Queues (pool->lock) ----------------------------------------------- */
+
+static void enqueue(fut_pool *pool, fut_future *f)
+{
+    fut_worker *w = tl_worker;
+    pool->active++;
+    atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+    if (w && w->pool == pool)
+        list_push_front(&w->deque, f);
+    else
+        list_push_back(&pool->inject, f);
+    wake_one(pool);
+}
+
+static fut_future *dequeue(fut_pool *pool, fut_worker *self)
+{
+    fut_future *f = list_pop_front(&self->deque);
+    if (!f)
+        f = list_pop_front(&pool->inject);
+    for (size_t i = 1; !f && i < pool->threads; i++) {
+        fut_worker *victim = &pool->workers[(self->index + i) % pool->threads];
+        f = list_pop_back(&victim->deque);
+        if (f)
+            atomic_fetch_add_explicit(&pool->stolen, 1, memory_order_relaxed);
+    }
+    return f;
+}
+
+static bool has_work(const fut_pool *pool)
+{
+    if (pool->inject.head)
+        return true;
+    for (size_t i = 0; i < pool->threads; i++)
+        if (pool->workers[i].deque.head)
+            return true;
+    return false;
+}
+
+/* Runs a dequeued unit with the lock dropped. */
+static void run_unit(fut_pool *pool, fut_future *f)
+{
+    pthread_mutex_unlock(&pool->lock);
+    fut__run(f);
+    pthread_mutex_lock(&pool->lock);
+    if (--pool->active == 0 && pool->closing)
+        pthread_cond_broadcast(&pool->quiet_cv);
+}
+
+/* ---- Entry points for futures ------------------------------------------ */
+
+static bool own_worker(const fut_pool *pool)
+{
+    return tl_worker && tl_worker->pool == pool;
+}
+
+static bool refuses(const fut_pool *pool)
+{
+    return pool->closed || (pool->closing && !own_worker(pool));
+}
+
+int fut__pool_submit(fut_pool *pool, fut_future *f)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool refused = refuses(pool);
+    if (!refused) {
+        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
+        enqueue(pool, f);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return refused ? ESHUTDOWN : 0;
+}
+
+int fut__pool_admit_then(fut_pool *pool, fut_future *c)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool refused = refuses(pool);
+    if (!refused) {
+        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
+        list_push_back(&pool->pending, c);
+        c->on_pending = true;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return refused ? ESHUTDOWN : 0;
+}
+
+bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed)
+{
+    bool queued = false;
+    pthread_mutex_lock(&pool->lock);
+    if (c->on_pending) {
+        list_unlink(&pool->pending, c);
+        c->on_pending = false;
+    }
+    if (!input_failed && !pool->closed) {
+        int waiting = PHASE_WAITING;
+        queued =
+            atomic_compare_exchange_strong(&c->phase, &waiting, PHASE_QUEUED);
+        if (queued)
+            enqueue(pool, c);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return queued;
+}
+
+void fut__stat_cancelled(fut_pool *pool)
+{
+    if (pool)
+        atomic_fetch_add_explicit(&pool->cancelled, 1, memory_order_relaxed);
+}
+
+void fut__stat_ran(fut_pool *pool, int error)
+{
+    if (!pool)
+        return;
+    atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
+    if (error)
+        atomic_fetch_add_explicit(&pool->failed, 1, memory_order_relaxed);
+}
+
+void fut__stat_dequeued(fut_pool *pool)
+{
+    atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
+}
+
+/* ---- Waiters ----------------------------------------------------------- */
+
+fut_worker *fut__current_worker(void)
+{
+    return tl_worker;
+}
+
+void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker)
+{
+    w->lock = &worker->pool->lock;
+    w->cv = &worker->cv;
+    w->worker = worker;
+    w->fired = 0;
+    w->want = 1;
+}
+
+void fut__waiter_notify(fut_waiter *w)
+{
+    pthread_mutex_lock(w->lock);
+    w->fired++;
+    pthread_cond_signal(w->cv);
+    pthread_mutex_unlock(w->lock); /* w may be gone from here on */
+}
+
+/* A worker waits: it runs its pool's units while the waiter lacks what it
+ * wants, and parks when there are none. */
+static int worker_wait(fut_waiter *w, const struct timespec *deadline,
+                       bool help)
+{
+    fut_worker *self = w->worker;
+    fut_pool *pool = self->pool;
+    int rc = 0;
+    while (w->fired < w->want && rc == 0) {
+        fut_future *f = help ? dequeue(pool, self) : NULL;
+        if (f)
+            run_unit(pool, f);
+        else if (help)
+            rc = park(pool, self, w, deadline);
+        else
+            pthread_cond_wait(&self->cv, &pool->lock);
+    }
+    /* A spawn may have picked this worker just as it stopped waiting:
+     * hand that wakeup on rather than let the unit sit. */
+    if (has_work(pool))
+        wake_one(pool);
+    return w->fired >= w->want ? 0 : rc;
+}
+
+int fut__waiter_block(fut_waiter *w, const struct timespec *deadline, bool help)
+{
+    int rc = 0;
+    pthread_mutex_lock(w->lock);
+    if (w->worker) {
+        rc = worker_wait(w, deadline, help);
+    } else {
+        while (w->fired < w->want && rc == 0) {
+            if (deadline)
+                rc = pthread_cond_timedwait(w->cv, w->lock, deadline);
+            else
+                pthread_cond_wait(w->cv, w->lock);
+        }
+        if (w->fired >= w->want)
+            rc = 0;
+    }
+    pthread_mutex_unlock(w->lock);
+    return rc;
+}
+
+/* ---- Workers ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    fut_worker *self = arg;
+    fut_pool *pool = self->pool;
+    /* "<name>-<index>", the name cut so the index fits in 15 chars. */
+    char name[16], index[8];
+    int len = snprintf(index, sizeof(index), "-%zu", self->index);
+    size_t keep = strnlen(pool->name, sizeof(name) - 1 - (size_t)len);
+    memcpy(name, pool->name, keep);
+    memcpy(name + keep, index, (size_t)len + 1);
+    pthread_setname_np(pthread_self(), name);
+    tl_worker = self;
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        fut_future *f = dequeue(pool, self);
+        if (f)
+            run_unit(pool, f);
+        else if (pool->stop)
+            break;
+        else
+            park(pool, self, NULL, NULL);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    tl_worker = NULL;
+    return NULL;
+}
+
+/* ---- Pool lifetime ----------------------------------------------------- */
+
+void fut__pool_retain(fut_pool *pool)
+{
+    atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
+}
+
+static void pool_free(fut_pool *pool, size_t cvs)
+{
+    for (size_t i = 0; i < cvs; i++)
+        pthread_cond_destroy(&pool->workers[i].cv);
+    pthread_cond_destroy(&pool->quiet_cv);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool->workers);
+    free(pool);
+}
+
+void fut__pool_release(fut_pool *pool)
+{
+    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1)
+        pool_free(pool, pool->threads);
+}
+
+static size_t cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (size_t)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+static int init_cv(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+static void stop_and_join(fut_pool *pool, size_t started)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->stop = true;
+    for (size_t i = 0; i < started; i++)
+        pthread_cond_signal(&pool->workers[i].cv);
+    pthread_mutex_unlock(&pool->lock);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+}
+
+static int start_workers(fut_pool *pool)
+{
+    for (size_t i = 0; i < pool->threads; i++) {
+        fut_worker *w = &pool->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc) {
+            stop_and_join(pool, i);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int fut_pool_create(fut_pool **out, const fut_pool_config *config)
+{
+    if (!out)
+        return EINVAL;
+    size_t threads = config && config->threads ? config->threads : cpu_count();
+    if (threads > MAX_THREADS)
+        return EINVAL;
+    const char *name = config && config->name ? config->name : "fut";
+
+    int rc = ENOMEM;
+    size_t cvs = 0;
+    fut_pool *pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return ENOMEM;
+    pool->workers = calloc(threads, sizeof(*pool->workers));
+    if (!pool->workers)
+        goto free_pool;
+    rc = pthread_mutex_init(&pool->lock, NULL);
+    if (rc)
+        goto free_workers;
+    rc = pthread_cond_init(&pool->quiet_cv, NULL);
+    if (rc)
+        goto destroy_lock;
+    for (; cvs < threads; cvs++) {
+        rc = init_cv(&pool->workers[cvs].cv);
+        if (rc)
+            goto destroy_cvs;
+        pool->workers[cvs].pool = pool;
+        pool->workers[cvs].index = cvs;
+    }
+    atomic_init(&pool->refs, 1);
+    pool->threads = threads;
+    snprintf(pool->name, sizeof(pool->name), "%s", name);
+    rc = start_workers(pool);
+    if (rc)
+        goto destroy_cvs;
+    *out = pool;
+    return 0;
+
+destroy_cvs:
+    pool_free(pool, cvs); /* also destroys the mutex and quiet_cv */
+    return rc;
+destroy_lock:
+    pthread_mutex_destroy(&pool->lock);
+free_workers:
+    free(pool->workers);
+free_pool:
+    free(pool);
+    return rc;
+}
+
+int fut_pool_destroy(fut_pool *pool)
+{
+    if (!pool)
+        return EINVAL;
+    if (own_worker(pool))
+        return EDEADLK;
+
+    pthread_mutex_lock(&pool->lock);
+    pool->closing = true;
+    while (pool->active > 0)
+        pthread_cond_wait(&pool->quiet_cv, &pool->lock);
+    pool->closed = true;
+    /* Nothing can run any more: whatever still waits on an input is a
+     * continuation of a promise nobody kept (yet). */
+    fut_future *c;
+    while ((c = list_pop_front(&pool->pending))) {
+        c->on_pending = false;
+        fut_retain(c);
+        pthread_mutex_unlock(&pool->lock);
+        fut__then_cancel_pending(c);
+        fut_release(c);
+        pthread_mutex_lock(&pool->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+
+    stop_and_join(pool, pool->threads);
+    fut__pool_release(pool);
+    return 0;
+}
+
+size_t fut_pool_threads(const fut_pool *pool)
+{
+    return pool ? pool->threads : 0;
+}
+
+int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
+{
+    if (!pool || !stats)
+        return EINVAL;
+    memset(stats, 0, sizeof(*stats));
+    stats->threads = pool->threads;
+    stats->spawned = atomic_load_explicit(&pool->spawned, memory_order_relaxed);
+    stats->completed =
+        atomic_load_explicit(&pool->completed, memory_order_relaxed);
+    stats->failed = atomic_load_explicit(&pool->failed, memory_order_relaxed);
+    stats->cancelled =
+        atomic_load_explicit(&pool->cancelled, memory_order_relaxed);
+    stats->stolen = atomic_load_explicit(&pool->stolen, memory_order_relaxed);
+    stats->queued = atomic_load_explicit(&pool->queued, memory_order_relaxed);
+    return 0;
+}
+
+int fut_worker_index(void)
+{
+    return tl_worker ? (int)tl_worker->index : -1;
+}

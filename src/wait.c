@@ -1,0 +1,193 @@
+/*
+ * Waiting: fut_await, fut_await_for, fut_join_all, fut_await_any.
+ *
+ * Every wait is "any of these futures": the waiter hangs one listener on
+ * each pending future, then blocks until one fires (a worker runs its
+ * pool's units meanwhile, see pool.c). Afterwards it takes its listeners
+ * back; one it cannot find was detached by a completer that is about to
+ * fire it, so the waiter waits for exactly those fires before its stack
+ * frame, which holds the listeners, goes away.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define STACK_NODES 4
+
+struct wait_node {
+    fut_listener l;
+    fut_waiter *w;
+};
+
+static void wait_fire(fut_listener *l, fut_future *done)
+{
+    (void)done;
+    fut__waiter_notify(((struct wait_node *)l)->w);
+}
+
+static bool valid(fut_future *const futs[], size_t n)
+{
+    if (n && !futs)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!futs[i])
+            return false;
+    return true;
+}
+
+static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fut_is_ready(futs[i])) {
+            *index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Blocks on w with listeners on futs: 0 once one fired, or ETIMEDOUT. */
+static int block_on(fut_waiter *w, fut_future *const futs[], size_t n,
+                    struct wait_node *nodes, const struct timespec *deadline)
+{
+    size_t listening = 0;
+    bool ready = false;
+    for (; listening < n; listening++) {
+        nodes[listening].l.fire = wait_fire;
+        nodes[listening].w = w;
+        if (!fut__listen(futs[listening], &nodes[listening].l)) {
+            ready = true;
+            break;
+        }
+    }
+    int rc = ready ? 0 : fut__waiter_block(w, deadline, true);
+
+    size_t firing = 0;
+    for (size_t i = 0; i < listening; i++)
+        if (!fut__unlisten(futs[i], &nodes[i].l))
+            firing++;
+    w->want = firing;
+    fut__waiter_block(w, NULL, false);
+    return rc;
+}
+
+static int wait_any(fut_future *const futs[], size_t n,
+                    const struct timespec *deadline, size_t *index)
+{
+    if (first_ready(futs, n, index))
+        return 0;
+
+    struct wait_node stack_nodes[STACK_NODES];
+    struct wait_node *nodes = stack_nodes;
+    if (n > STACK_NODES) {
+        nodes = calloc(n, sizeof(*nodes));
+        if (!nodes)
+            return ENOMEM;
+    }
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    fut_waiter w = {.lock = &lock, .cv = &cv, .want = 1};
+    fut_worker *worker = fut__current_worker();
+    int rc = 0;
+    if (worker) {
+        fut__waiter_init_worker(&w, worker);
+    } else {
+        pthread_condattr_t attr;
+        rc = pthread_condattr_init(&attr);
+        if (!rc) {
+            rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+            if (!rc)
+                rc = pthread_cond_init(&cv, &attr);
+            pthread_condattr_destroy(&attr);
+        }
+        if (!rc && (rc = pthread_mutex_init(&lock, NULL)) != 0)
+            pthread_cond_destroy(&cv);
+    }
+    if (!rc) {
+        block_on(&w, futs, n, nodes, deadline);
+        if (!worker) {
+            pthread_cond_destroy(&cv);
+            pthread_mutex_destroy(&lock);
+        }
+        rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
+    }
+    if (nodes != stack_nodes)
+        free(nodes);
+    return rc;
+}
+
+static void deadline_after(struct timespec *ts, uint64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int outcome(fut_future *f, void **value)
+{
+    if (value)
+        *value = f->value;
+    return f->error;
+}
+
+int fut_await(fut_future *f, void **value)
+{
+    size_t i;
+    if (!f)
+        return EINVAL;
+    int rc = wait_any(&f, 1, NULL, &i);
+    if (rc) {
+        if (value)
+            *value = NULL;
+        return rc;
+    }
+    return outcome(f, value);
+}
+
+int fut_await_for(fut_future *f, uint64_t ms, void **value)
+{
+    /* Past ~292 years the deadline would overflow time_t: wait forever. */
+    const uint64_t forever = (uint64_t)1 << 53;
+    struct timespec deadline;
+    size_t i;
+    if (!f)
+        return EINVAL;
+    if (ms < forever)
+        deadline_after(&deadline, ms);
+    int rc = wait_any(&f, 1, ms < forever ? &deadline : NULL, &i);
+    if (rc) {
+        if (value)
+            *value = NULL;
+        return rc;
+    }
+    return outcome(f, value);
+}
+
+int fut_join_all(fut_future *const futs[], size_t n)
+{
+    if (!valid(futs, n))
+        return EINVAL;
+    int error = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = fut_await(futs[i], NULL);
+        if (!error)
+            error = rc;
+    }
+    return error;
+}
+
+int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
+{
+    size_t i;
+    if (n == 0 || !valid(futs, n))
+        return EINVAL;
+    int rc = wait_any(futs, n, NULL, &i);
+    if (!rc && index)
+        *index = i;
+    return rc;
+}

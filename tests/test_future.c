@@ -1,0 +1,386 @@
+/* Futures: values, errors, ownership, continuations, fut_all. */
+#include "helpers.h"
+
+#include <string.h>
+
+START_TEST(spawn_value_and_error)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *ok = fut_spawn(pool, task_value, (void *)42);
+    fut_future *bad = fut_spawn(pool, task_fail, (void *)12345);
+    void *v = (void *)1;
+    ck_assert_int_eq(fut_await(ok, &v), 0);
+    ck_assert_ptr_eq(v, (void *)42);
+    ck_assert_int_eq(fut_await(ok, NULL), 0); /* many times */
+    ck_assert(fut_is_ready(ok));
+    /* A task's own code passes through; the value of a failure is NULL. */
+    ck_assert_int_eq(fut_await(bad, &v), 12345);
+    ck_assert_ptr_null(v);
+    fut_release(ok);
+    fut_release(bad);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(makers_never_return_null)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *fs[] = {
+        fut_spawn(NULL, task_value, NULL),
+        fut_spawn(pool, NULL, NULL),
+        fut_then(NULL, then_add, NULL),
+        fut_then(fut_spawn(pool, task_value, NULL), NULL, NULL),
+        fut_all(NULL, 3),
+    };
+    for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
+        ck_assert_ptr_nonnull(fs[i]);
+        ck_assert(fut_is_ready(fs[i]));
+        void *v = (void *)1;
+        ck_assert_int_eq(fut_await(fs[i], &v), EINVAL);
+        ck_assert_ptr_null(v);
+        fut_release(fs[i]);
+    }
+    fut_future *one = fut_spawn(pool, task_value, NULL);
+    fut_future *with_null[] = {one, NULL};
+    fut_future *all = fut_all(with_null, 2);
+    ck_assert_int_eq(fut_await(all, NULL), EINVAL);
+    fut_release(all);
+    fut_release(one);
+    /* Chains on failed futures still work: the failure flows on. */
+    fut_future *chained = fut_then(
+        fut_then(fut_spawn(NULL, NULL, NULL), then_add, NULL), then_add, NULL);
+    ck_assert_int_eq(fut_await(chained, NULL), EINVAL);
+    fut_release(chained);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(bad_arguments_to_waits)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *f = fut_spawn(pool, task_value, NULL);
+    fut_future *with_null[] = {f, NULL};
+    size_t index = 99;
+    ck_assert_int_eq(fut_await(NULL, NULL), EINVAL);
+    ck_assert_int_eq(fut_await_for(NULL, 10, NULL), EINVAL);
+    ck_assert_int_eq(fut_join_all(NULL, 1), EINVAL);
+    ck_assert_int_eq(fut_join_all(with_null, 2), EINVAL);
+    ck_assert_int_eq(fut_join_all(NULL, 0), 0);
+    ck_assert_int_eq(fut_await_any(NULL, 0, &index), EINVAL);
+    ck_assert_int_eq(fut_await_any(with_null, 0, &index), EINVAL);
+    ck_assert_int_eq(fut_await_any(NULL, 2, &index), EINVAL);
+    ck_assert_int_eq(fut_await_any(with_null, 2, &index), EINVAL);
+    ck_assert_uint_eq(index, 99);
+    ck_assert(!fut_is_ready(NULL));
+    ck_assert_ptr_null(fut_retain(NULL));
+    fut_release(NULL);
+    ck_assert_int_eq(fut_cancel(NULL), EINVAL);
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(await_for_times_out)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    fut_future *f = fut_spawn(pool, task_gate, &g);
+    void *v = (void *)1;
+    ck_assert_int_eq(fut_await_for(f, 0, &v), ETIMEDOUT);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(fut_await_for(f, 20, &v), ETIMEDOUT);
+    ck_assert(!fut_is_ready(f));
+    gate_open(&g);
+    ck_assert_int_eq(fut_await_for(f, UINT64_MAX, &v), 0);
+    ck_assert_ptr_eq(v, &g);
+    ck_assert_int_eq(fut_await_for(f, 0, NULL), 0);
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(then_chains)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *f = fut_spawn(pool, task_value, (void *)1);
+    for (int i = 0; i < 100; i++)
+        f = fut_then(f, then_add, (void *)2);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)201);
+    /* Attaching to a completed future runs the continuation too. */
+    f = fut_then(f, then_add, (void *)1);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)202);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(failure_flows_forward)
+{
+    fut_pool *pool = pool_new(2);
+    atomic_int runs = 0;
+    fut_future *f = fut_spawn(pool, task_fail, (void *)EIO);
+    for (int i = 0; i < 10; i++)
+        f = fut_then(f, then_count, &runs);
+    void *v = (void *)1;
+    ck_assert_int_eq(fut_await(f, &v), EIO);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(atomic_load(&runs), 0);
+    fut_release(f);
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.spawned, 11);
+    ck_assert_uint_eq(st.completed, 1);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.cancelled, 10);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+/* A long chain failing at its root completes link by link without
+ * recursing once per link (that would overflow the stack). */
+START_TEST(long_failing_chain)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    fut_future *root;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &root), 0);
+    atomic_int runs = 0;
+    fut_future *f = root;
+    for (int i = 0; i < 200000; i++)
+        f = fut_then(f, then_count, &runs);
+    ck_assert_int_eq(fut_promise_reject(p, EPIPE), 0);
+    ck_assert_int_eq(fut_await(f, NULL), EPIPE);
+    ck_assert_int_eq(atomic_load(&runs), 0);
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(long_chain_runs)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    fut_future *f;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+    for (int i = 0; i < 100000; i++)
+        f = fut_then(f, then_add, (void *)1);
+    fut_promise_resolve(p, (void *)5);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)100005);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(all_and_join_all)
+{
+    fut_pool *pool = pool_new(2);
+    enum { N = 6 };
+    fut_future *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = (i == 2 || i == 4)
+                    ? fut_spawn(pool, task_fail, (void *)(intptr_t)(100 + i))
+                    : fut_spawn(pool, task_value, (void *)(intptr_t)i);
+    fut_future *all = fut_all(fs, N);
+    void *v = (void *)1;
+    /* The error of the lowest-index failed input, and a NULL value. */
+    ck_assert_int_eq(fut_await(all, &v), 102);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(fut_join_all(fs, N), 102);
+    for (int i = 0; i < N; i++)
+        ck_assert(fut_is_ready(fs[i]));
+    fut_release(all);
+    all = fut_all(fs, 2); /* borrowed: the inputs are still ours */
+    ck_assert_int_eq(fut_await(all, &v), 0);
+    ck_assert_ptr_null(v);
+    fut_release(all);
+    for (int i = 0; i < N; i++)
+        fut_release(fs[i]);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(all_of_nothing)
+{
+    fut_future *all = fut_all(NULL, 0);
+    ck_assert(fut_is_ready(all));
+    ck_assert_int_eq(fut_await(all, NULL), 0);
+    /* No pool: its continuation runs inline, in this thread. */
+    atomic_int runs = 0;
+    fut_future *c = fut_then(all, then_count, &runs);
+    ck_assert_int_eq(atomic_load(&runs), 1);
+    ck_assert(fut_is_ready(c));
+    ck_assert_int_eq(fut_cancel(c), EALREADY);
+    fut_release(c);
+}
+END_TEST
+
+START_TEST(all_releases_inputs_early)
+{
+    /* The caller may release inputs right after fut_all. */
+    fut_pool *pool = pool_new(2);
+    gate g;
+    gate_init(&g);
+    fut_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = fut_spawn(pool, task_gate, &g);
+    fut_future *all = fut_all(fs, 3);
+    for (int i = 0; i < 3; i++)
+        fut_release(fs[i]);
+    gate_open(&g);
+    ck_assert_int_eq(fut_await(all, NULL), 0);
+    fut_release(all);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(await_any_lowest_ready)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *ps[6];
+    fut_future *fs[6];
+    for (int i = 0; i < 6; i++)
+        if (i == 3)
+            fs[i] = fut_spawn(pool, task_fail, (void *)EIO);
+        else
+            ck_assert_int_eq(fut_promise_create(pool, &ps[i], &fs[i]), 0);
+    size_t index = 99;
+    ck_assert_int_eq(fut_await_any(fs, 6, &index), 0);
+    ck_assert_uint_eq(index, 3); /* a failure counts as complete */
+    ck_assert_int_eq(fut_await(fs[3], NULL), EIO);
+    ck_assert_int_eq(fut_await_any(fs, 6, NULL), 0);
+    ck_assert_int_eq(fut_promise_resolve(ps[5], NULL), 0);
+    ck_assert_int_eq(fut_await_any(fs, 6, &index), 0);
+    ck_assert_uint_eq(index, 3); /* the lowest complete index */
+    for (int i = 0; i < 5; i++)
+        if (i != 3)
+            fut_promise_resolve(ps[i], NULL);
+    ck_assert_int_eq(fut_join_all(fs, 6), EIO);
+    ck_assert_int_eq(fut_await_any(fs, 6, &index), 0);
+    ck_assert_uint_eq(index, 0);
+    for (int i = 0; i < 6; i++)
+        fut_release(fs[i]);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+struct awaiter_arg {
+    fut_future *f;
+    void *value;
+    int rc;
+};
+
+static void *awaiter_thread(void *p)
+{
+    struct awaiter_arg *a = p;
+    a->rc = fut_await(a->f, &a->value);
+    return NULL;
+}
+
+START_TEST(many_awaiters_see_the_same)
+{
+    fut_pool *pool = pool_new(2);
+    gate g;
+    gate_init(&g);
+    fut_future *f = fut_spawn(pool, task_gate, &g);
+    enum { T = 8 };
+    pthread_t th[T];
+    struct awaiter_arg args[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (struct awaiter_arg){.f = f, .rc = -1};
+        pthread_create(&th[i], NULL, awaiter_thread, &args[i]);
+    }
+    gate_open(&g);
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].rc, 0);
+        ck_assert_ptr_eq(args[i].value, &g);
+    }
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+static void *release_thread(void *p)
+{
+    fut_release(p);
+    return NULL;
+}
+
+/* The last reference dropped on another thread, while the task may still
+ * be completing on a worker: no use after free (ASan, TSan watch). */
+START_TEST(last_release_on_another_thread)
+{
+    fut_pool *pool = pool_new(2);
+    for (int i = 0; i < 2000; i++) {
+        fut_future *f = fut_spawn(pool, task_value, NULL);
+        fut_future *c = fut_then(fut_retain(f), then_add, NULL);
+        pthread_t a, b;
+        pthread_create(&a, NULL, release_thread, f);
+        pthread_create(&b, NULL, release_thread, c);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+START_TEST(retain_release)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *f = fut_spawn(pool, task_value, (void *)3);
+    ck_assert_ptr_eq(fut_retain(f), f);
+    fut_release(f);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)3);
+    fut_release(f);
+    /* A released pending future still runs its task. */
+    atomic_int runs = 0;
+    fut_promise *p;
+    fut_future *pf;
+    fut_promise_create(pool, &p, &pf);
+    fut_release(fut_then(pf, then_count, &runs));
+    fut_promise_resolve(p, NULL);
+    fut_pool_destroy(pool);
+    ck_assert_int_eq(atomic_load(&runs), 1);
+}
+END_TEST
+
+START_TEST(strerror_names_codes)
+{
+    int codes[] = {0,         EINVAL, ENOMEM, EAGAIN,   ECANCELED,
+                   ETIMEDOUT, EPIPE,  EBUSY,  EALREADY, ESHUTDOWN,
+                   EDEADLK,   EIO,    -5,     123456};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        ck_assert_ptr_nonnull(fut_strerror(codes[i]));
+        ck_assert_int_gt((int)strlen(fut_strerror(codes[i])), 0);
+    }
+    ck_assert_str_eq(fut_strerror(ECANCELED), "cancelled");
+    ck_assert_str_eq(fut_strerror(123456), "unknown error");
+}
+END_TEST
+
+static Suite *future_suite(void)
+{
+    Suite *s = suite_create("future");
+    FUT_TCASE(s, "basics", spawn_value_and_error, makers_never_return_null,
+              bad_arguments_to_waits, await_for_times_out, retain_release,
+              strerror_names_codes);
+    FUT_TCASE(s, "then", then_chains, failure_flows_forward, long_failing_chain,
+              long_chain_runs);
+    FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
+              all_releases_inputs_early, await_any_lowest_ready);
+    FUT_TCASE(s, "threads", many_awaiters_see_the_same,
+              last_release_on_another_thread);
+    return s;
+}
+
+FUT_TEST_MAIN(future_suite)

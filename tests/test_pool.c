@@ -1,0 +1,206 @@
+/* Pools: creation, defaults, names, worker index, stats, destroy rules. */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <sched.h>
+#include <string.h>
+
+START_TEST(create_defaults)
+{
+    fut_pool *pool = NULL;
+    ck_assert_int_eq(fut_pool_create(&pool, NULL), 0);
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    ck_assert_uint_eq(fut_pool_threads(pool), (size_t)CPU_COUNT(&set));
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+START_TEST(create_bad_arguments)
+{
+    fut_pool *pool = NULL;
+    fut_pool_config huge = {.threads = (size_t)1 << 40};
+    ck_assert_int_eq(fut_pool_create(NULL, NULL), EINVAL);
+    ck_assert_int_eq(fut_pool_create(&pool, &huge), EINVAL);
+    ck_assert_ptr_null(pool);
+    ck_assert_int_eq(fut_pool_destroy(NULL), EINVAL);
+    ck_assert_uint_eq(fut_pool_threads(NULL), 0);
+    fut_pool_stats st;
+    ck_assert_int_eq(fut_pool_stats_get(NULL, &st), EINVAL);
+}
+END_TEST
+
+static int task_name(void *arg, void **value)
+{
+    (void)arg;
+    char *name = calloc(1, 16);
+    pthread_getname_np(pthread_self(), name, 16);
+    *value = name;
+    return 0;
+}
+
+static int task_index(void *arg, void **value)
+{
+    (void)arg;
+    *value = (void *)(intptr_t)fut_worker_index();
+    return 0;
+}
+
+START_TEST(workers_are_named)
+{
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1, .name = "io"};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    fut_future *f = fut_spawn(pool, task_name, NULL);
+    void *name;
+    ck_assert_int_eq(fut_await(f, &name), 0);
+    ck_assert_str_eq(name, "io-0");
+    free(name);
+    fut_release(f);
+    fut_pool_destroy(pool);
+
+    /* A long prefix is cut so that the index still shows. */
+    cfg.name = "a-very-long-pool-name";
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    f = fut_spawn(pool, task_name, NULL);
+    ck_assert_int_eq(fut_await(f, &name), 0);
+    ck_assert_str_eq(name, "a-very-long-p-0");
+    free(name);
+    fut_release(f);
+    fut_pool_destroy(pool);
+
+    pool = pool_new(1);
+    f = fut_spawn(pool, task_name, NULL);
+    ck_assert_int_eq(fut_await(f, &name), 0);
+    ck_assert_str_eq(name, "fut-0");
+    free(name);
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(worker_index)
+{
+    ck_assert_int_eq(fut_worker_index(), -1);
+    fut_pool *pool = pool_new(3);
+    fut_future *fs[32];
+    for (int i = 0; i < 32; i++)
+        fs[i] = fut_spawn(pool, task_index, NULL);
+    for (int i = 0; i < 32; i++) {
+        void *v;
+        ck_assert_int_eq(fut_await(fs[i], &v), 0);
+        ck_assert_int_ge((intptr_t)v, 0);
+        ck_assert_int_lt((intptr_t)v, 3);
+        fut_release(fs[i]);
+    }
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(stats_add_up)
+{
+    fut_pool *pool = pool_new(2);
+    enum { N = 200 };
+    fut_future *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_spawn(pool, i % 4 ? task_value : task_fail,
+                          (void *)(intptr_t)(i % 4 ? i : EIO));
+    ck_assert_int_eq(fut_join_all(fs, N), EIO);
+    fut_pool_stats st;
+    ck_assert_int_eq(fut_pool_stats_get(pool, &st), 0);
+    ck_assert_uint_eq(st.threads, 2);
+    ck_assert_uint_eq(st.spawned, N);
+    ck_assert_uint_eq(st.completed, N);
+    ck_assert_uint_eq(st.failed, N / 4);
+    ck_assert_uint_eq(st.cancelled, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.timers_pending, 0);
+    for (int i = 0; i < N; i++)
+        fut_release(fs[i]);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(stats_count_queued)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    fut_future *blocker = fut_spawn(pool, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    fut_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = fut_spawn(pool, task_value, NULL);
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.queued, 3);
+    ck_assert_int_eq(fut_cancel(fs[1]), 0);
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.queued, 2);
+    ck_assert_uint_eq(st.cancelled, 1);
+    gate_open(&g);
+    fut_join_all(fs, 3);
+    fut_await(blocker, NULL);
+    assert_stats_balanced(pool);
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.spawned, 4);
+    ck_assert_uint_eq(st.completed, 3);
+    for (int i = 0; i < 3; i++)
+        fut_release(fs[i]);
+    fut_release(blocker);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+static int task_destroy_own(void *arg, void **value)
+{
+    (void)value;
+    return fut_pool_destroy(arg);
+}
+
+START_TEST(destroy_from_own_worker)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *f = fut_spawn(pool, task_destroy_own, pool);
+    ck_assert_int_eq(fut_await(f, NULL), EDEADLK);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Destroying pool B from a worker of pool A is allowed. */
+START_TEST(destroy_from_other_pool)
+{
+    fut_pool *a = pool_new(1), *b = pool_new(1);
+    fut_future *f = fut_spawn(a, task_destroy_own, b);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    fut_release(f);
+    fut_pool_destroy(a);
+}
+END_TEST
+
+START_TEST(many_pools)
+{
+    for (int i = 0; i < 20; i++) {
+        fut_pool *pool = pool_new((size_t)(i % 4) + 1);
+        fut_future *f = fut_spawn(pool, task_value, (void *)7);
+        void *v;
+        ck_assert_int_eq(fut_await(f, &v), 0);
+        ck_assert_ptr_eq(v, (void *)7);
+        fut_release(f);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+    FUT_TCASE(s, "lifecycle", create_defaults, create_bad_arguments, many_pools,
+              destroy_from_own_worker, destroy_from_other_pool);
+    FUT_TCASE(s, "workers", workers_are_named, worker_index);
+    FUT_TCASE(s, "stats", stats_add_up, stats_count_queued);
+    return s;
+}
+
+FUT_TEST_MAIN(pool_suite)

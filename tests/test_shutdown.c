@@ -1,0 +1,206 @@
+/* Shutdown: nothing accepted is lost, nothing is left pending. */
+#include "helpers.h"
+
+START_TEST(destroy_runs_accepted_work)
+{
+    fut_pool *pool = pool_new(2);
+    enum { N = 2000 };
+    fut_future *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_then(fut_spawn(pool, task_value, (void *)(intptr_t)i),
+                         then_add, (void *)1);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    /* Futures outlive their pool. */
+    for (int i = 0; i < N; i++) {
+        void *v;
+        ck_assert(fut_is_ready(fs[i]));
+        ck_assert_int_eq(fut_await(fs[i], &v), 0);
+        ck_assert_ptr_eq(v, (void *)(intptr_t)(i + 1));
+        fut_release(fs[i]);
+    }
+}
+END_TEST
+
+struct tree {
+    fut_pool *pool;
+    atomic_int *leaves;
+    int depth;
+};
+
+/* Spawns two children per level and does not wait for them. */
+static int tree_task(void *arg, void **value)
+{
+    struct tree *t = arg;
+    (void)value;
+    if (t->depth == 0) {
+        atomic_fetch_add(t->leaves, 1);
+    } else {
+        for (int i = 0; i < 2; i++) {
+            struct tree *child = malloc(sizeof(*child));
+            *child = (struct tree){t->pool, t->leaves, t->depth - 1};
+            fut_future *f = fut_spawn(t->pool, tree_task, child);
+            ck_assert_int_ne(fut_await_for(f, 0, NULL), ESHUTDOWN);
+            fut_release(f);
+        }
+    }
+    free(t);
+    return 0;
+}
+
+START_TEST(destroy_while_tasks_spawn_children)
+{
+    for (int round = 0; round < 20; round++) {
+        atomic_int leaves = 0;
+        fut_pool *pool = pool_new((size_t)(round % 3) + 1);
+        struct tree *root = malloc(sizeof(*root));
+        *root = (struct tree){pool, &leaves, 10};
+        fut_release(fut_spawn(pool, tree_task, root));
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+        ck_assert_int_eq(atomic_load(&leaves), 1 << 10);
+    }
+}
+END_TEST
+
+struct closing {
+    fut_pool *pool;
+    gate g;
+};
+
+static void *destroyer(void *p)
+{
+    fut_pool_destroy(p);
+    return NULL;
+}
+
+static int task_spawns_after_gate(void *arg, void **value)
+{
+    struct closing *c = arg;
+    task_gate(&c->g, value);
+    /* Destroy has begun: its own workers may still add work. */
+    fut_future *child = fut_spawn(c->pool, task_value, (void *)11);
+    int rc = fut_await(child, value);
+    fut_release(child);
+    return rc;
+}
+
+START_TEST(outside_threads_refused_while_closing)
+{
+    struct closing c;
+    gate_init(&c.g);
+    c.pool = pool_new(1);
+    fut_future *inside = fut_spawn(c.pool, task_spawns_after_gate, &c);
+    gate_wait_arrived(&c.g, 1);
+    fut_future *done = fut_spawn(c.pool, task_value, (void *)1);
+    pthread_t th;
+    pthread_create(&th, NULL, destroyer, c.pool);
+    /* Spawn until destroy has begun; every accepted spawn still runs. */
+    enum { MAX = 1 << 20 };
+    static fut_future *accepted[MAX];
+    size_t n = 0;
+    fut_future *refused;
+    for (;;) {
+        fut_future *f = fut_spawn(c.pool, task_value, (void *)2);
+        if (fut_is_ready(f) && fut_await(f, NULL) == ESHUTDOWN) {
+            refused = f;
+            break;
+        }
+        ck_assert_uint_lt(n, MAX);
+        accepted[n++] = f;
+    }
+    ck_assert_int_eq(fut_await(fut_retain(refused), NULL), ESHUTDOWN);
+    fut_release(refused);
+    fut_release(refused);
+    /* fut_then from outside is refused too (done is still queued behind
+     * the gated task), but failure still flows. */
+    fut_future *refused_then = fut_then(fut_retain(done), then_add, NULL);
+    fut_future *t = fut_then(fut_spawn(NULL, NULL, NULL), then_add, NULL);
+    ck_assert_int_eq(fut_await(t, NULL), EINVAL);
+    fut_release(t);
+
+    gate_open(&c.g);
+    ck_assert_int_eq(fut_await(refused_then, NULL), ESHUTDOWN);
+    fut_release(refused_then);
+    pthread_join(th, NULL);
+    void *v;
+    ck_assert_int_eq(fut_await(inside, &v), 0);
+    ck_assert_ptr_eq(v, (void *)11);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(fut_await(accepted[i], &v), 0);
+        ck_assert_ptr_eq(v, (void *)2);
+        fut_release(accepted[i]);
+    }
+    fut_release(inside);
+    fut_release(done);
+}
+END_TEST
+
+struct racer {
+    fut_pool *pool;
+    fut_future *anchor; /* a future of the pool keeps the handle usable */
+    atomic_int *go;
+    size_t ok, refused;
+};
+
+static void *race_spawner(void *p)
+{
+    struct racer *r = p;
+    while (!atomic_load(r->go))
+        sched_yield();
+    for (;;) {
+        fut_future *f = fut_spawn(r->pool, task_value, (void *)1);
+        fut_future *c = fut_then(f, then_add, (void *)1);
+        void *v;
+        int rc = fut_await(c, &v); /* never pending forever */
+        fut_release(c);
+        if (rc == ESHUTDOWN) {
+            r->refused++;
+            fut_release(r->anchor);
+            return NULL;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_ptr_eq(v, (void *)2);
+        r->ok++;
+    }
+}
+
+/* Destroy while outside threads keep spawning: each of their futures
+ * either completes normally or fails with ESHUTDOWN; none hangs. Each
+ * spawner holds a future of the pool, so its calls made after destroy
+ * returned are still defined (see fut_pool_destroy). */
+START_TEST(destroy_races_spawns)
+{
+    for (int round = 0; round < 10; round++) {
+        fut_pool *pool = pool_new(2);
+        atomic_int go = 0;
+        enum { T = 4 };
+        pthread_t th[T];
+        struct racer r[T];
+        for (int i = 0; i < T; i++) {
+            r[i] = (struct racer){pool, fut_spawn(pool, task_value, NULL), &go,
+                                  0, 0};
+            pthread_create(&th[i], NULL, race_spawner, &r[i]);
+        }
+        atomic_store(&go, 1);
+        /* Let the spawners get going before destroy starts. */
+        fut_future *warm = fut_spawn(pool, task_value, NULL);
+        fut_await(warm, NULL);
+        fut_release(warm);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+        for (int i = 0; i < T; i++) {
+            pthread_join(th[i], NULL);
+            ck_assert_uint_eq(r[i].refused, 1);
+        }
+    }
+}
+END_TEST
+
+static Suite *shutdown_suite(void)
+{
+    Suite *s = suite_create("shutdown");
+    FUT_TCASE(s, "shutdown", destroy_runs_accepted_work,
+              destroy_while_tasks_spawn_children,
+              outside_threads_refused_while_closing, destroy_races_spawns);
+    return s;
+}
+
+FUT_TEST_MAIN(shutdown_suite)

@@ -1,0 +1,292 @@
+/* Waiting and scheduling: helping waits, nested fork-join, wakeups. */
+#include "helpers.h"
+
+struct fib {
+    fut_pool *pool;
+    unsigned n;
+};
+
+static uintptr_t fib_serial(unsigned n)
+{
+    return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+static int fib_task(void *arg, void **value)
+{
+    struct fib *in = arg;
+    if (in->n < 2) {
+        *value = (void *)(uintptr_t)in->n;
+        return 0;
+    }
+    struct fib a = {in->pool, in->n - 1}, b = {in->pool, in->n - 2};
+    fut_future *fa = fut_spawn(in->pool, fib_task, &a);
+    fut_future *fb = fut_spawn(in->pool, fib_task, &b);
+    void *va, *vb;
+    int rc = fut_await(fa, &va);
+    int rc2 = fut_await(fb, &vb);
+    fut_release(fa);
+    fut_release(fb);
+    if (rc || rc2)
+        return rc ? rc : rc2;
+    *value = (void *)((uintptr_t)va + (uintptr_t)vb);
+    return 0;
+}
+
+static void check_fib(size_t threads, unsigned n)
+{
+    fut_pool *pool = pool_new(threads);
+    struct fib root = {pool, n};
+    fut_future *f = fut_spawn(pool, fib_task, &root);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_uint_eq((uintptr_t)v, fib_serial(n));
+    fut_release(f);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+
+START_TEST(fib_on_one_thread)
+{
+    check_fib(1, 20);
+}
+END_TEST
+
+START_TEST(fib_on_many_threads)
+{
+    check_fib(2, 20);
+    check_fib(4, 18);
+    check_fib(7, 16);
+}
+END_TEST
+
+/* A task that awaits a promise which a task queued behind it keeps: the
+ * waiting worker runs the keeper itself, on a pool of one thread. */
+struct keeper {
+    fut_promise *promise;
+};
+
+static int keep_task(void *arg, void **value)
+{
+    (void)value;
+    return fut_promise_resolve(((struct keeper *)arg)->promise, (void *)9);
+}
+
+struct waits_for_keeper {
+    fut_pool *pool;
+    fut_future *promised;
+    struct keeper k;
+};
+
+static int wait_keeper_task(void *arg, void **value)
+{
+    struct waits_for_keeper *w = arg;
+    fut_future *keeper = fut_spawn(w->pool, keep_task, &w->k);
+    int rc = fut_await(w->promised, value);
+    fut_release(keeper);
+    return rc;
+}
+
+START_TEST(waiting_worker_runs_queued_work)
+{
+    fut_pool *pool = pool_new(1);
+    struct waits_for_keeper w = {.pool = pool};
+    ck_assert_int_eq(fut_promise_create(pool, &w.k.promise, &w.promised), 0);
+    fut_future *f = fut_spawn(pool, wait_keeper_task, &w);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)9);
+    fut_release(f);
+    fut_release(w.promised);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+/* A worker of pool A waits on pool B, whose task waits on pool A: each
+ * waiting worker runs its own pool's work, so both complete. */
+struct cross {
+    fut_pool *a, *b;
+    int depth;
+};
+
+static int cross_task(void *arg, void **value)
+{
+    struct cross *c = arg;
+    if (c->depth == 0) {
+        *value = (void *)1;
+        return 0;
+    }
+    struct cross next = {c->b, c->a, c->depth - 1};
+    fut_future *f = fut_spawn(c->b, cross_task, &next);
+    fut_future *local = fut_spawn(c->a, task_value, (void *)1);
+    void *v, *lv;
+    int rc = fut_await(f, &v);
+    if (!rc)
+        rc = fut_await(local, &lv);
+    fut_release(f);
+    fut_release(local);
+    *value = (void *)((uintptr_t)v + 1);
+    return rc;
+}
+
+START_TEST(waits_across_pools)
+{
+    fut_pool *a = pool_new(1), *b = pool_new(1);
+    struct cross root = {a, b, 10};
+    fut_future *f = fut_spawn(a, cross_task, &root);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_uint_eq((uintptr_t)v, 11);
+    fut_release(f);
+    fut_pool_destroy(a);
+    fut_pool_destroy(b);
+}
+END_TEST
+
+static int any_task(void *arg, void **value)
+{
+    fut_pool *pool = arg;
+    fut_future *fs[8];
+    for (int i = 0; i < 8; i++)
+        fs[i] = fut_spawn(pool, task_value, (void *)(intptr_t)i);
+    size_t index;
+    int rc = fut_await_any(fs, 8, &index);
+    if (!rc)
+        rc = fut_join_all(fs, 8);
+    if (!rc)
+        rc = fut_await_for(fs[7], 1000000, value);
+    for (int i = 0; i < 8; i++)
+        fut_release(fs[i]);
+    return rc;
+}
+
+START_TEST(any_and_all_inside_tasks)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *f = fut_spawn(pool, any_task, pool);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)7);
+    fut_release(f);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+/* Two tasks that only finish together need two workers at once: an idle
+ * worker must wake for the second spawn. */
+START_TEST(spawn_wakes_an_idle_worker)
+{
+    for (int round = 0; round < 50; round++) {
+        fut_pool *pool = pool_new(2);
+        gate g;
+        gate_init(&g);
+        fut_future *a = fut_spawn(pool, task_gate, &g);
+        fut_future *b = fut_spawn(pool, task_gate, &g);
+        gate_wait_arrived(&g, 2);
+        gate_open(&g);
+        ck_assert_int_eq(fut_await(a, NULL), 0);
+        ck_assert_int_eq(fut_await(b, NULL), 0);
+        fut_release(a);
+        fut_release(b);
+        fut_pool_destroy(pool);
+    }
+}
+END_TEST
+
+struct spammer {
+    fut_pool *pool;
+    int count;
+    uintptr_t sum;
+};
+
+static void *spam_thread(void *p)
+{
+    struct spammer *s = p;
+    for (int i = 0; i < s->count; i++) {
+        fut_future *f = fut_spawn(s->pool, task_value, (void *)(uintptr_t)i);
+        void *v;
+        if (fut_await(f, &v) == 0)
+            s->sum += (uintptr_t)v;
+        fut_release(f);
+    }
+    return NULL;
+}
+
+/* Spawns from many threads, one at a time each, so workers park and wake
+ * constantly: a lost wakeup shows as a hang (and the test times out). */
+static void spam(size_t threads)
+{
+    fut_pool *pool = pool_new(threads);
+    enum { T = 6, N = 3000 };
+    pthread_t th[T];
+    struct spammer s[T];
+    for (int i = 0; i < T; i++) {
+        s[i] = (struct spammer){pool, N, 0};
+        pthread_create(&th[i], NULL, spam_thread, &s[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_uint_eq(s[i].sum, (uintptr_t)N * (N - 1) / 2);
+    }
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.spawned, T * N);
+    ck_assert_uint_eq(st.completed, T * N);
+    fut_pool_destroy(pool);
+}
+
+START_TEST(no_lost_wakeup_one_thread)
+{
+    spam(1);
+}
+END_TEST
+
+START_TEST(no_lost_wakeup_many_threads)
+{
+    spam(2);
+    spam(5);
+}
+END_TEST
+
+static void *release_after_await(void *p)
+{
+    fut_await(p, NULL);
+    return NULL;
+}
+
+/* Waiters that time out race with completion: a late fire must never
+ * touch a waiter that has returned. */
+START_TEST(timed_waits_race_completion)
+{
+    fut_pool *pool = pool_new(2);
+    for (int i = 0; i < 500; i++) {
+        fut_promise *p;
+        fut_future *f;
+        fut_promise_create(pool, &p, &f);
+        pthread_t th;
+        pthread_create(&th, NULL, release_after_await, f);
+        fut_future *keeper = fut_spawn(pool, keep_task, &(struct keeper){p});
+        int rc = fut_await_for(f, (uint64_t)(i % 3), NULL);
+        ck_assert(rc == 0 || rc == ETIMEDOUT);
+        fut_future *pair[] = {keeper, f};
+        ck_assert_int_eq(fut_join_all(pair, 2), 0);
+        pthread_join(th, NULL);
+        fut_release(keeper);
+        fut_release(f);
+    }
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+static Suite *wait_suite(void)
+{
+    Suite *s = suite_create("wait");
+    FUT_TCASE(s, "fork-join", fib_on_one_thread, fib_on_many_threads,
+              waiting_worker_runs_queued_work, waits_across_pools,
+              any_and_all_inside_tasks);
+    FUT_TCASE(s, "wakeups", spawn_wakes_an_idle_worker,
+              no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
+              timed_waits_race_completion);
+    return s;
+}
+
+FUT_TEST_MAIN(wait_suite)
