@@ -1,4 +1,5 @@
 /* Futures: values, errors, ownership, continuations, fut_all. */
+#define _GNU_SOURCE
 #include "helpers.h"
 
 #include <string.h>
@@ -271,6 +272,67 @@ START_TEST(await_any_lowest_ready)
 }
 END_TEST
 
+static int then_thread_name(void *arg, void *input, void **value)
+{
+    (void)arg;
+    (void)input;
+    char *name = calloc(1, 16);
+    pthread_getname_np(pthread_self(), name, 16);
+    *value = name;
+    return 0;
+}
+
+static void assert_ran_on(fut_future *f, const char *prefix)
+{
+    void *name;
+    ck_assert_int_eq(fut_await(f, &name), 0);
+    ck_assert_msg(strncmp(name, prefix, strlen(prefix)) == 0,
+                  "ran on %s, not on %s*", (char *)name, prefix);
+    free(name);
+    fut_release(f);
+}
+
+static int task_then_on(void *arg, void **value)
+{
+    /* Attached from a worker of pool "aa" to a future of pool "bb". */
+    *value = fut_then(fut_spawn(arg, task_value, NULL), then_thread_name, NULL);
+    return 0;
+}
+
+/* A continuation runs on its input's pool, whoever attaches it; fut_all's
+ * future belongs to the first input that has a pool. */
+START_TEST(continuations_run_on_input_pool)
+{
+    fut_pool *a, *b;
+    fut_pool_config ca = {.threads = 1, .name = "aa"};
+    fut_pool_config cb = {.threads = 1, .name = "bb"};
+    ck_assert_int_eq(fut_pool_create(&a, &ca), 0);
+    ck_assert_int_eq(fut_pool_create(&b, &cb), 0);
+
+    assert_ran_on(
+        fut_then(fut_spawn(b, task_value, NULL), then_thread_name, NULL),
+        "bb-");
+    fut_future *outer = fut_spawn(a, task_then_on, b);
+    void *inner;
+    ck_assert_int_eq(fut_await(outer, &inner), 0);
+    assert_ran_on(inner, "bb-");
+    fut_release(outer);
+
+    fut_promise *p;
+    fut_future *ins[3];
+    ins[0] = fut_all(NULL, 0); /* no pool */
+    ck_assert_int_eq(fut_promise_create(b, &p, &ins[1]), 0);
+    ins[2] = fut_spawn(a, task_value, NULL);
+    fut_future *c = fut_then(fut_all(ins, 3), then_thread_name, NULL);
+    fut_promise_resolve(p, NULL);
+    assert_ran_on(c, "bb-");
+    for (int i = 0; i < 3; i++)
+        fut_release(ins[i]);
+    fut_pool_destroy(a);
+    fut_pool_destroy(b);
+}
+END_TEST
+
 struct awaiter_arg {
     fut_future *f;
     void *value;
@@ -374,7 +436,8 @@ static Suite *future_suite(void)
     FUT_TCASE(s, "basics", spawn_value_and_error, makers_never_return_null,
               bad_arguments_to_waits, await_for_times_out, retain_release,
               strerror_names_codes);
-    FUT_TCASE(s, "then", then_chains, failure_flows_forward, long_failing_chain,
+    FUT_TCASE(s, "then", then_chains, failure_flows_forward,
+              continuations_run_on_input_pool, long_failing_chain,
               long_chain_runs);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
               all_releases_inputs_early, await_any_lowest_ready);
