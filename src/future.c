@@ -187,7 +187,7 @@ static fut_future *borrow_input(fut_future *f)
 
 void fut__drop_task_ref(fut_future *f)
 {
-    if (f->kind == KIND_THEN)
+    if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
         fut_release(take_input(f));
     fut_release(f);
 }
@@ -292,9 +292,12 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
         fut__drop_task_ref(c);
         return c;
     }
-    c->orphan = fut__pool_admit_then(f->pool, c) != 0;
+    fut_pool *pool = f->pool; /* f may be gone once c is listening */
+    c->orphan = fut__pool_admit_then(pool, c) != 0;
     if (!fut__listen(f, &c->node))
         then_fire(&c->node, f);
+    if (!c->orphan)
+        fut__pool_attached(pool);
     return c;
 }
 
@@ -311,6 +314,81 @@ void fut__then_cancel_pending(fut_future *c)
         fut__drop_task_ref(c);
     }
     fut_release(in);
+}
+
+/* ---- fut_sleep and fut_timeout ---------------------------------------- */
+
+fut_future *fut_sleep(fut_pool *pool, uint64_t ms)
+{
+    if (!pool)
+        return &s_einval;
+    fut_future *f = future_new(pool, KIND_SLEEP, 0);
+    if (!f)
+        return &s_enomem;
+    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* + timer */
+    int err = fut__timer_add(pool, f, ms);
+    if (err) {
+        claim(f, PHASE_WAITING);
+        fut__complete(f, NULL, err);
+        fut_release(f);
+    }
+    return f;
+}
+
+/* The timeout's input completed: carry its outcome, unless the timer or
+ * a cancel got there first. */
+static void timeout_fire(fut_listener *l, fut_future *in)
+{
+    fut_future *t = (fut_future *)((char *)l - offsetof(fut_future, node));
+    if (fut__timer_remove(t->pool, t))
+        fut_release(t); /* the timer's reference; ours remains */
+    if (claim(t, PHASE_WAITING))
+        fut__complete(t, in->value, in->error);
+    fut__drop_task_ref(t);
+}
+
+/* Timer thread: a sleep is done, or a timeout has expired. */
+void fut__timer_fire(fut_future *f)
+{
+    if (claim(f, PHASE_WAITING)) {
+        bool timeout = f->kind == KIND_TIMEOUT;
+        /* NULL when the input completed just now and dropped it. */
+        fut_future *in = timeout ? borrow_input(f) : NULL;
+        if (in) { /* a timeout that fires cancels its input, first */
+            fut_cancel(in);
+            fut_release(in);
+        }
+        fut__complete(f, NULL, timeout ? ETIMEDOUT : 0);
+    }
+    fut_release(f); /* the timer's reference */
+}
+
+fut_future *fut_timeout(fut_future *f, uint64_t ms)
+{
+    if (!f)
+        return &s_einval;
+    if (fut_is_ready(f) || !f->pool)
+        return f; /* a complete future needs no timer */
+    fut_future *t = future_new(f->pool, KIND_TIMEOUT, 0);
+    if (!t) {
+        fut_release(f);
+        return &s_enomem;
+    }
+    t->input = f;
+    t->node.fire = timeout_fire;
+    /* + the timer's reference, + the listener's (the task reference) */
+    atomic_store_explicit(&t->refs, 3, memory_order_relaxed);
+    int err = fut__timer_add(f->pool, t, ms);
+    if (err) {
+        claim(t, PHASE_WAITING);
+        fut__complete(t, NULL, err);
+        fut_release(t);
+        fut__drop_task_ref(t);
+        return t;
+    }
+    if (!fut__listen(f, &t->node))
+        timeout_fire(&t->node, f);
+    return t;
 }
 
 /* ---- fut_all ----------------------------------------------------------- */
@@ -406,8 +484,11 @@ static int cancel_one(fut_future *f, fut_future **input)
                 fut__stat_dequeued(f->pool);
             if (phase == PHASE_QUEUED || (f->kind == KIND_THEN && !f->orphan))
                 fut__stat_cancelled(f->pool);
-            if (f->kind == KIND_THEN)
+            if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
                 *input = borrow_input(f);
+            if ((f->kind == KIND_SLEEP || f->kind == KIND_TIMEOUT) &&
+                fut__timer_remove(f->pool, f))
+                fut_release(f); /* the timer's reference; ours remains */
             fut__complete(f, NULL, ECANCELED);
             return 0;
         case PHASE_RUNNING:

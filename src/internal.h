@@ -36,11 +36,13 @@ enum fut_phase {
 };
 
 enum fut_kind {
-    KIND_STATIC, /* a preallocated complete future, never freed         */
-    KIND_PLAIN,  /* completed on creation, or by a promise               */
-    KIND_TASK,   /* fut_spawn                                           */
-    KIND_THEN,   /* fut_then                                            */
-    KIND_ALL,    /* fut_all                                             */
+    KIND_STATIC,  /* a preallocated complete future, never freed         */
+    KIND_PLAIN,   /* completed on creation, or by a promise               */
+    KIND_TASK,    /* fut_spawn                                           */
+    KIND_THEN,    /* fut_then                                            */
+    KIND_ALL,     /* fut_all                                          */
+    KIND_SLEEP,   /* fut_sleep: completed by its timer                */
+    KIND_TIMEOUT, /* fut_timeout: its input's outcome, or ETIMEDOUT   */
 };
 
 struct fut_future {
@@ -71,6 +73,10 @@ struct fut_future {
     fut_future *input;         /* THEN: the consumed input; lock            */
     fut_listener node;         /* THEN: registered on input's listeners     */
     fut_future *qnext, *qprev; /* queue or pending-list links: pool lock */
+    uint64_t deadline;         /* SLEEP, TIMEOUT: CLOCK_MONOTONIC ns; set
+                                  before the timer is added                 */
+    size_t heap_index;         /* 1 + place in the timer heap, 0 when out of
+                                  it: pool lock                             */
 };
 
 /* A thread waiting for futures. fired counts the listeners that fired;
@@ -84,7 +90,45 @@ typedef struct fut_waiter {
     size_t want; /* wake when fired >= want */
 } fut_waiter;
 
-/* futures.c */
+typedef struct fut_list {
+    fut_future *head, *tail;
+} fut_list;
+
+struct fut_worker {
+    fut_pool *pool;
+    size_t index;
+    pthread_t thread;
+    pthread_cond_t cv;     /* parked here; signalled under pool->lock */
+    bool parked;           /* on the idle list: pool->lock            */
+    fut_worker *idle_next; /* pool->lock                              */
+    fut_worker *idle_prev; /* pool->lock                              */
+    fut_list deque;        /* own units, newest at head: pool->lock   */
+};
+
+struct fut_pool {
+    atomic_uint refs; /* the handle, plus one per future on it   */
+    pthread_mutex_t lock;
+    pthread_cond_t quiet_cv; /* destroy waits for active == 0           */
+    fut_worker *workers;
+    size_t threads;
+    fut_list inject;            /* units from outside threads: lock        */
+    fut_list pending;           /* continuations waiting on input: lock    */
+    fut_worker *idle;           /* parked workers: lock                    */
+    size_t active;              /* units queued or running: lock           */
+    bool closing, closed, stop; /* lock                                  */
+    /* Timers (timer.c): a min-heap of deadlines, fired by their thread. */
+    fut_future **heap;         /* lock                                      */
+    size_t heap_len, heap_cap; /* lock                                   */
+    size_t timers;             /* in the heap or firing now: lock           */
+    bool timer_stop;           /* lock                                      */
+    pthread_cond_t timer_cv;   /* the timer thread sleeps here: lock       */
+    pthread_t timer_thread;
+    char name[16];
+    /* Counters: relaxed atomics, read as a snapshot by stats_get. */
+    atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
+};
+
+/* future.c */
 void fut__complete(fut_future *f, void *value, int error);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
@@ -97,6 +141,7 @@ void fut__pool_retain(fut_pool *pool);
 void fut__pool_release(fut_pool *pool);
 int fut__pool_submit(fut_pool *pool, fut_future *f);
 int fut__pool_admit_then(fut_pool *pool, fut_future *c);
+void fut__pool_attached(fut_pool *pool);
 bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed);
 fut_worker *fut__current_worker(void);
 void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker);
@@ -106,5 +151,15 @@ int fut__waiter_block(fut_waiter *w, const struct timespec *deadline,
 void fut__stat_cancelled(fut_pool *pool);
 void fut__stat_ran(fut_pool *pool, int error);
 void fut__stat_dequeued(fut_pool *pool);
+bool fut__pool_refuses(const fut_pool *pool);
+void fut__pool_check_quiet(fut_pool *pool);
+
+/* timer.c */
+uint64_t fut__now_ns(void);
+int fut__timer_start(fut_pool *pool);
+void fut__timer_stop(fut_pool *pool);
+int fut__timer_add(fut_pool *pool, fut_future *f, uint64_t ms);
+bool fut__timer_remove(fut_pool *pool, fut_future *f);
+void fut__timer_fire(fut_future *f); /* future.c */
 
 #endif /* FUT_INTERNAL_H */

@@ -13,7 +13,8 @@
  * waits for a future parks the same way, so it wakes for either.
  *
  * Shutdown: destroy sets closing (outside threads are refused), waits on
- * quiet_cv until no unit is queued or running, sets closed, cancels the
+ * quiet_cv until no unit is queued or running and no timer is pending
+ * (timer.c), sets closed, cancels the
  * continuations still waiting on their inputs, then stops and joins the
  * workers. The pool's memory is reference counted: each future made on
  * it holds a reference, so a future that outlives the pool can still ask
@@ -30,37 +31,6 @@
 #include <unistd.h>
 
 #define MAX_THREADS 4096
-
-typedef struct fut_list {
-    fut_future *head, *tail;
-} fut_list;
-
-struct fut_worker {
-    fut_pool *pool;
-    size_t index;
-    pthread_t thread;
-    pthread_cond_t cv;     /* parked here; signalled under pool->lock */
-    bool parked;           /* on the idle list: pool->lock            */
-    fut_worker *idle_next; /* pool->lock                              */
-    fut_worker *idle_prev; /* pool->lock                              */
-    fut_list deque;        /* own units, newest at head: pool->lock   */
-};
-
-struct fut_pool {
-    atomic_uint refs; /* the handle, plus one per future on it   */
-    pthread_mutex_t lock;
-    pthread_cond_t quiet_cv; /* destroy waits for active == 0           */
-    fut_worker *workers;
-    size_t threads;
-    fut_list inject;            /* units from outside threads: lock        */
-    fut_list pending;           /* continuations waiting on input: lock    */
-    fut_worker *idle;           /* parked workers: lock                    */
-    size_t active;              /* units queued or running: lock           */
-    bool closing, closed, stop; /* lock                                  */
-    char name[16];
-    /* Counters: relaxed atomics, read as a snapshot by stats_get. */
-    atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
-};
 
 static _Thread_local fut_worker *tl_worker;
 
@@ -209,8 +179,8 @@ static void run_unit(fut_pool *pool, fut_future *f)
     pthread_mutex_unlock(&pool->lock);
     fut__run(f);
     pthread_mutex_lock(&pool->lock);
-    if (--pool->active == 0 && pool->closing)
-        pthread_cond_broadcast(&pool->quiet_cv);
+    pool->active--;
+    fut__pool_check_quiet(pool);
 }
 
 /* ---- Entry points for futures ------------------------------------------ */
@@ -220,15 +190,21 @@ static bool own_worker(const fut_pool *pool)
     return tl_worker && tl_worker->pool == pool;
 }
 
-static bool refuses(const fut_pool *pool)
+bool fut__pool_refuses(const fut_pool *pool)
 {
     return pool->closed || (pool->closing && !own_worker(pool));
+}
+
+void fut__pool_check_quiet(fut_pool *pool)
+{
+    if (pool->closing && pool->active == 0 && pool->timers == 0)
+        pthread_cond_broadcast(&pool->quiet_cv);
 }
 
 int fut__pool_submit(fut_pool *pool, fut_future *f)
 {
     pthread_mutex_lock(&pool->lock);
-    bool refused = refuses(pool);
+    bool refused = fut__pool_refuses(pool);
     if (!refused) {
         atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
         enqueue(pool, f);
@@ -237,17 +213,29 @@ int fut__pool_submit(fut_pool *pool, fut_future *f)
     return refused ? ESHUTDOWN : 0;
 }
 
+/* Admits a continuation and counts it active until fut__pool_attached:
+ * destroy must not close the pool while c is between admission and its
+ * listener (its input may complete in that window, and c must run). */
 int fut__pool_admit_then(fut_pool *pool, fut_future *c)
 {
     pthread_mutex_lock(&pool->lock);
-    bool refused = refuses(pool);
+    bool refused = fut__pool_refuses(pool);
     if (!refused) {
         atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
         list_push_back(&pool->pending, c);
         c->on_pending = true;
+        pool->active++;
     }
     pthread_mutex_unlock(&pool->lock);
     return refused ? ESHUTDOWN : 0;
+}
+
+void fut__pool_attached(fut_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->active--;
+    fut__pool_check_quiet(pool);
+    pthread_mutex_unlock(&pool->lock);
 }
 
 bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed)
@@ -489,11 +477,17 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     atomic_init(&pool->refs, 1);
     pool->threads = threads;
     snprintf(pool->name, sizeof(pool->name), "%s", name);
-    rc = start_workers(pool);
+    rc = fut__timer_start(pool);
     if (rc)
         goto destroy_cvs;
+    rc = start_workers(pool);
+    if (rc)
+        goto stop_timer;
     *out = pool;
     return 0;
+
+stop_timer:
+    fut__timer_stop(pool);
 
 destroy_cvs:
     pool_free(pool, cvs); /* also destroys the mutex and quiet_cv */
@@ -516,7 +510,7 @@ int fut_pool_destroy(fut_pool *pool)
 
     pthread_mutex_lock(&pool->lock);
     pool->closing = true;
-    while (pool->active > 0)
+    while (pool->active > 0 || pool->timers > 0)
         pthread_cond_wait(&pool->quiet_cv, &pool->lock);
     pool->closed = true;
     /* Nothing can run any more: whatever still waits on an input is a
@@ -533,6 +527,7 @@ int fut_pool_destroy(fut_pool *pool)
     pthread_mutex_unlock(&pool->lock);
 
     stop_and_join(pool, pool->threads);
+    fut__timer_stop(pool);
     fut__pool_release(pool);
     return 0;
 }
@@ -556,6 +551,9 @@ int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
         atomic_load_explicit(&pool->cancelled, memory_order_relaxed);
     stats->stolen = atomic_load_explicit(&pool->stolen, memory_order_relaxed);
     stats->queued = atomic_load_explicit(&pool->queued, memory_order_relaxed);
+    pthread_mutex_lock(&pool->lock);
+    stats->timers_pending = pool->heap_len; /* firing ones are not */
+    pthread_mutex_unlock(&pool->lock);
     return 0;
 }
 

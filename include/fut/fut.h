@@ -5,11 +5,12 @@
  *
  *  - Errors: functions return 0 or a positive errno value, like pthreads.
  *    A task's own nonzero return code passes through unchanged.
- *  - Future makers (fut_spawn, fut_then, fut_all) never return NULL: any
- *    failure is carried by the returned future and reported by fut_await.
+ *  - Future makers (fut_spawn, fut_sleep, fut_then, fut_timeout, fut_all)
+ *    never return NULL: any failure is carried by the returned future and
+ *    reported by fut_await.
  *  - Ownership: every function that returns a future hands the caller one
- *    reference, dropped with fut_release. fut_then consumes its input;
- *    every other function borrows the futures it is given.
+ *    reference, dropped with fut_release. fut_then and fut_timeout consume
+ *    their input; every other function borrows the futures it is given.
  *  - Threads: every function may be called from any thread, including from
  *    inside tasks and continuations. No library lock is held while a task,
  *    a continuation or any other user code runs.
@@ -86,7 +87,8 @@ FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
  * Shuts the pool down and frees it; the handle is gone afterwards. From
  * the moment it begins, threads that are not this pool's workers can no
  * longer add work to it (ESHUTDOWN); its workers still may. It blocks
- * until every accepted task and every child those tasks spawn has run,
+ * until every accepted task and every child those tasks spawn has run and
+ * every pending sleep and timeout has fired (cancel long ones first),
  * completes with ECANCELED the continuations that can no longer run
  * (their input is a promise nobody kept), then joins the workers.
  * Futures outlive the pool: awaiting one afterwards returns its outcome.
@@ -135,6 +137,27 @@ FUT_API fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg);
  * for f). Never blocks.
  */
 FUT_API fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg);
+
+/**
+ * Returns a future that completes with a NULL value ms milliseconds from
+ * now (CLOCK_MONOTONIC), from the pool's timer thread: no worker is held,
+ * so ten thousand sleeps on a two-thread pool finish together. Cancelling
+ * it removes its timer at once. Errors carried: EINVAL (pool NULL),
+ * ENOMEM, ESHUTDOWN (the pool is being destroyed and the caller is not one
+ * of its workers). Never blocks.
+ */
+FUT_API fut_future *fut_sleep(fut_pool *pool, uint64_t ms);
+
+/**
+ * Consumes f and returns a future that carries f's outcome if f completes
+ * within ms milliseconds, and otherwise fails with ETIMEDOUT and cancels f
+ * (a running task sees fut_cancel_requested()). A complete f, or one with
+ * no pool, is returned as it is: it needs no timer. Cancelling the result
+ * also cancels f. Errors carried: EINVAL (f NULL), ENOMEM, ESHUTDOWN (f's
+ * pool is shutting down and the caller is not one of its workers, or f's
+ * pool is gone while f is still pending). Never blocks.
+ */
+FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
 
 /**
  * Borrows futs[0..n-1] and returns a future that completes once all of them
@@ -197,7 +220,8 @@ FUT_API void fut_release(fut_future *f);
 /**
  * Asks f to stop. Returns 0 when f's work had not started: it never runs
  * and f fails with ECANCELED (a continuation also cancels the input it
- * consumed; a fut_all leaves its inputs alone). EBUSY while the task runs:
+ * consumed, a timeout its input, a sleep its timer; a fut_all leaves its
+ * inputs alone). EBUSY while the task runs:
  * it can poll fut_cancel_requested() and its return value stays f's
  * outcome. EALREADY when f had already completed. EINVAL for NULL.
  * Borrows f. Never blocks.
