@@ -199,12 +199,19 @@ static void execute(fut_future *f)
     fut_future *saved = tl_current;
     void *value = NULL;
     int error;
+    fut_trace_lane *lane = fut__trace_lane(f->pool);
+    uint64_t start = lane ? fut__now_ns() : 0;
     tl_current = f;
     if (f->kind == KIND_TASK)
         error = f->fn.task(f->arg, &value);
     else
         error = f->fn.then(f->arg, f->input->value, &value);
     tl_current = saved;
+    if (lane)
+        fut__trace_record(lane,
+                          f->kind == KIND_TASK ? (fut_fn)f->fn.task
+                                               : (fut_fn)f->fn.then,
+                          f->kind, start, fut__now_ns());
     fut__stat_ran(f->pool, error);
     fut__complete(f, value, error);
 }

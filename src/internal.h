@@ -73,6 +73,7 @@ struct fut_future {
     fut_future *input;         /* THEN: the consumed input; lock            */
     fut_listener node;         /* THEN: registered on input's listeners     */
     fut_future *qnext, *qprev; /* queue or pending-list links: pool lock */
+    uint64_t armed;            /* SLEEP, TIMEOUT: when added, for traces  */
     uint64_t deadline;         /* SLEEP, TIMEOUT: CLOCK_MONOTONIC ns; set
                                   before the timer is added                 */
     size_t heap_index;         /* 1 + place in the timer heap, 0 when out of
@@ -90,6 +91,16 @@ typedef struct fut_waiter {
     size_t want; /* wake when fired >= want */
 } fut_waiter;
 
+/* One thread's trace buffer (trace.c); written only by that thread. */
+typedef struct fut_trace_event fut_trace_event;
+typedef struct fut_trace_lane {
+    fut_trace_event *events;
+    size_t len, cap;
+    uint64_t dropped;
+} fut_trace_lane;
+
+#define MAX_TRACE_LANES 4097 /* workers, and the timer thread */
+
 typedef struct fut_list {
     fut_future *head, *tail;
 } fut_list;
@@ -103,6 +114,7 @@ struct fut_worker {
     fut_worker *idle_next; /* pool->lock                              */
     fut_worker *idle_prev; /* pool->lock                              */
     fut_list deque;        /* own units, newest at head: pool->lock   */
+    fut_trace_lane trace;  /* this worker's own                       */
 };
 
 struct fut_pool {
@@ -123,6 +135,8 @@ struct fut_pool {
     bool timer_stop;           /* lock                                      */
     pthread_cond_t timer_cv;   /* the timer thread sleeps here: lock       */
     pthread_t timer_thread;
+    char *trace_path;           /* NULL: tracing off; set at create        */
+    fut_trace_lane timer_trace; /* the timer thread's own                */
     char name[16];
     /* Counters: relaxed atomics, read as a snapshot by stats_get. */
     atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
@@ -143,7 +157,15 @@ int fut__pool_submit(fut_pool *pool, fut_future *f);
 int fut__pool_admit_then(fut_pool *pool, fut_future *c);
 void fut__pool_attached(fut_pool *pool);
 bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed);
+extern _Thread_local fut_worker *fut__tl_worker; /* NULL off the pool */
 fut_worker *fut__current_worker(void);
+
+/* The calling worker's trace buffer when pool traces, else NULL. A unit
+ * of a pool always runs on one of that pool's workers. */
+static inline fut_trace_lane *fut__trace_lane(const fut_pool *pool)
+{
+    return pool && pool->trace_path ? &fut__tl_worker->trace : NULL;
+}
 void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker);
 void fut__waiter_notify(fut_waiter *w);
 int fut__waiter_block(fut_waiter *w, const struct timespec *deadline,
@@ -153,6 +175,12 @@ void fut__stat_ran(fut_pool *pool, int error);
 void fut__stat_dequeued(fut_pool *pool);
 bool fut__pool_refuses(const fut_pool *pool);
 void fut__pool_check_quiet(fut_pool *pool);
+
+/* trace.c */
+typedef void (*fut_fn)(void); /* any function, for traces */
+void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
+                       uint64_t start, uint64_t end);
+void fut__trace_write(fut_pool *pool);
 
 /* timer.c */
 uint64_t fut__now_ns(void);

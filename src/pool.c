@@ -32,7 +32,7 @@
 
 #define MAX_THREADS 4096
 
-static _Thread_local fut_worker *tl_worker;
+_Thread_local fut_worker *fut__tl_worker;
 
 /* ---- Intrusive lists (pool->lock) -------------------------------------- */
 
@@ -139,7 +139,7 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
 
 static void enqueue(fut_pool *pool, fut_future *f)
 {
-    fut_worker *w = tl_worker;
+    fut_worker *w = fut__tl_worker;
     pool->active++;
     atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
     if (w && w->pool == pool)
@@ -187,7 +187,7 @@ static void run_unit(fut_pool *pool, fut_future *f)
 
 static bool own_worker(const fut_pool *pool)
 {
-    return tl_worker && tl_worker->pool == pool;
+    return fut__tl_worker && fut__tl_worker->pool == pool;
 }
 
 bool fut__pool_refuses(const fut_pool *pool)
@@ -281,7 +281,7 @@ void fut__stat_dequeued(fut_pool *pool)
 
 fut_worker *fut__current_worker(void)
 {
-    return tl_worker;
+    return fut__tl_worker;
 }
 
 void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker)
@@ -358,7 +358,7 @@ static void *worker_main(void *arg)
     memcpy(name, pool->name, keep);
     memcpy(name + keep, index, (size_t)len + 1);
     pthread_setname_np(pthread_self(), name);
-    tl_worker = self;
+    fut__tl_worker = self;
 
     pthread_mutex_lock(&pool->lock);
     for (;;) {
@@ -371,7 +371,7 @@ static void *worker_main(void *arg)
             park(pool, self, NULL, NULL);
     }
     pthread_mutex_unlock(&pool->lock);
-    tl_worker = NULL;
+    fut__tl_worker = NULL;
     return NULL;
 }
 
@@ -388,6 +388,7 @@ static void pool_free(fut_pool *pool, size_t cvs)
         pthread_cond_destroy(&pool->workers[i].cv);
     pthread_cond_destroy(&pool->quiet_cv);
     pthread_mutex_destroy(&pool->lock);
+    free(pool->trace_path);
     free(pool->workers);
     free(pool);
 }
@@ -452,6 +453,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     if (threads > MAX_THREADS)
         return EINVAL;
     const char *name = config && config->name ? config->name : "fut";
+    const char *trace =
+        config && config->trace_path ? config->trace_path : getenv("FUT_TRACE");
 
     int rc = ENOMEM;
     size_t cvs = 0;
@@ -461,6 +464,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     pool->workers = calloc(threads, sizeof(*pool->workers));
     if (!pool->workers)
         goto free_pool;
+    if (trace && *trace && !(pool->trace_path = strdup(trace)))
+        goto free_workers;
     rc = pthread_mutex_init(&pool->lock, NULL);
     if (rc)
         goto free_workers;
@@ -495,6 +500,7 @@ destroy_cvs:
 destroy_lock:
     pthread_mutex_destroy(&pool->lock);
 free_workers:
+    free(pool->trace_path);
     free(pool->workers);
 free_pool:
     free(pool);
@@ -528,6 +534,8 @@ int fut_pool_destroy(fut_pool *pool)
 
     stop_and_join(pool, pool->threads);
     fut__timer_stop(pool);
+    if (pool->trace_path)
+        fut__trace_write(pool);
     fut__pool_release(pool);
     return 0;
 }
@@ -559,5 +567,5 @@ int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
 
 int fut_worker_index(void)
 {
-    return tl_worker ? (int)tl_worker->index : -1;
+    return fut__tl_worker ? (int)fut__tl_worker->index : -1;
 }

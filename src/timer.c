@@ -85,6 +85,7 @@ int fut__timer_add(fut_pool *pool, fut_future *f, uint64_t ms)
 {
     uint64_t now = fut__now_ns();
     uint64_t limit = (UINT64_MAX - now) / 1000000u;
+    f->armed = now;
     f->deadline = ms < limit ? now + ms * 1000000u : UINT64_MAX;
 
     int rc = 0;
@@ -156,6 +157,9 @@ static void *timer_main(void *arg)
         }
         heap_remove(pool, f); /* still counted in timers while it fires */
         pthread_mutex_unlock(&pool->lock);
+        if (pool->trace_path)
+            fut__trace_record(&pool->timer_trace, NULL, f->kind, f->armed,
+                              fut__now_ns());
         fut__timer_fire(f);
         pthread_mutex_lock(&pool->lock);
         pool->timers--;

@@ -1,0 +1,131 @@
+/*
+ * Tracing: with a trace path (fut_pool_config.trace_path, else $FUT_TRACE)
+ * the pool records each unit it runs (lane = the worker, start, end, the
+ * function) and each timer (armed, fired) and writes them at destroy as
+ * Chrome Trace Event JSON, which Perfetto and chrome://tracing open.
+ *
+ * Each lane's buffer is written only by its own thread (a worker, or the
+ * timer thread), so recording takes no lock; destroy reads the buffers
+ * after joining those threads. With tracing off the cost is the one
+ * branch in the caller. An event that cannot be stored (no memory) is
+ * counted as dropped and the count written into the trace.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fut_trace_event {
+    fut_fn fn; /* the task or continuation; NULL for a timer */
+    uint64_t start, end;
+    int kind; /* enum fut_kind */
+};
+
+void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
+                       uint64_t start, uint64_t end)
+{
+    if (lane->len == lane->cap) {
+        size_t cap = lane->cap ? 2 * lane->cap : 256;
+        fut_trace_event *ev = realloc(lane->events, cap * sizeof(*ev));
+        if (!ev) {
+            lane->dropped++;
+            return;
+        }
+        lane->events = ev;
+        lane->cap = cap;
+    }
+    lane->events[lane->len++] = (fut_trace_event){fn, start, end, kind};
+}
+
+/* The symbol of fn where the binary exports it, else its address. */
+static void write_name(FILE *out, fut_fn fn)
+{
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr)); /* POSIX: function pointers fit */
+    Dl_info info;
+    if (dladdr(addr, &info) && info.dli_sname && info.dli_saddr == addr) {
+        for (const char *c = info.dli_sname; *c; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                fputc(*c, out);
+    } else {
+        fprintf(out, "%p", addr);
+    }
+}
+
+static void write_lane(FILE *out, const fut_trace_lane *lane, size_t tid,
+                       uint64_t t0, bool *first)
+{
+    for (size_t i = 0; i < lane->len; i++) {
+        const fut_trace_event *e = &lane->events[i];
+        fputs(*first ? "\n" : ",\n", out);
+        *first = false;
+        double ts = (double)(e->start - t0) / 1e3;
+        double dur = (double)(e->end - e->start) / 1e3;
+        if (e->fn) {
+            fputs("{\"name\":\"", out);
+            write_name(out, e->fn);
+            fprintf(out,
+                    "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,"
+                    "\"ts\":%.3f,\"dur\":%.3f}",
+                    e->kind == KIND_THEN ? "then" : "task", tid, ts, dur);
+        } else { /* timers overlap: async slices, one id each */
+            const char *name = e->kind == KIND_SLEEP ? "sleep" : "timeout";
+            fprintf(out,
+                    "{\"name\":\"%s\",\"cat\":\"timer\",\"ph\":\"b\","
+                    "\"id\":%zu,\"pid\":1,\"tid\":%zu,\"ts\":%.3f},\n"
+                    "{\"name\":\"%s\",\"cat\":\"timer\",\"ph\":\"e\","
+                    "\"id\":%zu,\"pid\":1,\"tid\":%zu,\"ts\":%.3f}",
+                    name, i + 1, tid, ts, name, i + 1, tid, ts + dur);
+        }
+    }
+}
+
+static void write_lane_name(FILE *out, size_t tid, const char *name,
+                            size_t index, bool *first)
+{
+    fputs(*first ? "\n" : ",\n", out);
+    *first = false;
+    fprintf(out,
+            "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%zu,"
+            "\"args\":{\"name\":\"%s-%zu\"}}",
+            tid, name, index);
+}
+
+/* Writes the trace and frees the buffers; the lanes' threads are joined. */
+void fut__trace_write(fut_pool *pool)
+{
+    fut_trace_lane *lanes[MAX_TRACE_LANES];
+    size_t n = 0;
+    for (size_t i = 0; i < pool->threads && n < MAX_TRACE_LANES - 1; i++)
+        lanes[n++] = &pool->workers[i].trace;
+    lanes[n++] = &pool->timer_trace;
+
+    uint64_t t0 = UINT64_MAX, dropped = 0;
+    for (size_t i = 0; i < n; i++) {
+        dropped += lanes[i]->dropped;
+        for (size_t j = 0; j < lanes[i]->len; j++)
+            if (lanes[i]->events[j].start < t0)
+                t0 = lanes[i]->events[j].start;
+    }
+    FILE *out = fopen(pool->trace_path, "w");
+    if (out) {
+        bool first = true;
+        fputs("{\"traceEvents\":[", out);
+        for (size_t i = 0; i < n; i++) {
+            bool timer = lanes[i] == &pool->timer_trace;
+            write_lane_name(out, i, timer ? "timer" : pool->name, timer ? 0 : i,
+                            &first);
+            write_lane(out, lanes[i], i, t0, &first);
+        }
+        fprintf(out,
+                "\n],\"displayTimeUnit\":\"ms\","
+                "\"otherData\":{\"dropped_events\":%llu}}\n",
+                (unsigned long long)dropped);
+        fclose(out);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(lanes[i]->events);
+}

@@ -1,0 +1,113 @@
+/* Tracing: the Chrome trace written at destroy. */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Not static: the trace names it from the exported symbol table. */
+int traced_task(void *arg, void **value);
+int traced_task(void *arg, void **value)
+{
+    *value = arg;
+    return 0;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void run_traced(fut_pool *pool)
+{
+    fut_future *fs[10];
+    for (int i = 0; i < 10; i++)
+        fs[i] = fut_then(fut_spawn(pool, traced_task, NULL), then_add, NULL);
+    fut_future *s = fut_sleep(pool, 5);
+    ck_assert_int_eq(fut_join_all(fs, 10), 0);
+    ck_assert_int_eq(fut_await(s, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        fut_release(fs[i]);
+    fut_release(s);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+
+static void check_trace(const char *path)
+{
+    char *json = read_file(path);
+    ck_assert_ptr_nonnull(strstr(json, "{\"traceEvents\":["));
+    /* One complete event per unit: ten tasks, ten continuations. */
+    ck_assert_uint_eq(count(json, "\"ph\":\"X\""), 20);
+    ck_assert_uint_eq(count(json, "\"name\":\"traced_task\""), 10);
+    ck_assert_uint_eq(count(json, "\"cat\":\"then\""), 10);
+    /* The sleep, as an async slice in the timer lane. */
+    ck_assert_uint_eq(count(json, "\"name\":\"sleep\""), 2);
+    ck_assert_ptr_nonnull(strstr(json, "\"args\":{\"name\":\"tr-1\"}"));
+    ck_assert_ptr_nonnull(strstr(json, "\"dropped_events\":0"));
+    unlink(path);
+}
+
+START_TEST(trace_from_config)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 2, .name = "tr", .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    run_traced(pool);
+    check_trace(path);
+}
+END_TEST
+
+START_TEST(trace_from_environment)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    setenv("FUT_TRACE", path, 1);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 2, .name = "tr"};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    unsetenv("FUT_TRACE");
+    run_traced(pool);
+    check_trace(path);
+}
+END_TEST
+
+START_TEST(unwritable_trace_is_skipped)
+{
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1,
+                           .trace_path = "/nonexistent/dir/trace.json"};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    run_traced(pool);
+}
+END_TEST
+
+static Suite *trace_suite(void)
+{
+    Suite *s = suite_create("trace");
+    FUT_TCASE(s, "trace", trace_from_config, trace_from_environment,
+              unwritable_trace_is_skipped);
+    return s;
+}
+
+FUT_TEST_MAIN(trace_suite)
