@@ -125,7 +125,8 @@ struct fut_pool {
     size_t threads;
     fut_list inject;            /* units from outside threads: lock        */
     fut_list pending;           /* continuations waiting on input: lock    */
-    fut_worker *idle;           /* parked workers: lock                    */
+    fut_worker *idle;           /* parked workers, idle ones first: lock   */
+    fut_worker *idle_tail;      /* the last; waiting (helping) ones last   */
     size_t active;              /* units queued or running: lock           */
     bool closing, closed, stop; /* lock                                  */
     /* Timers (timer.c): a min-heap of deadlines, fired by their thread. */

@@ -97,7 +97,35 @@ static void idle_remove(fut_pool *pool, fut_worker *w)
         pool->idle = w->idle_next;
     if (w->idle_next)
         w->idle_next->idle_prev = w->idle_prev;
+    else
+        pool->idle_tail = w->idle_prev;
     w->parked = false;
+}
+
+/* A worker with nothing to do goes first in line for the next unit; one
+ * that waits inside a task goes last, because whatever it runs sits on
+ * top of the waiting task's stack frame and delays (or, if the unit
+ * needs that task to go on, blocks) its return. */
+static void idle_add(fut_pool *pool, fut_worker *w, bool waiting)
+{
+    w->parked = true;
+    if (waiting) {
+        w->idle_next = NULL;
+        w->idle_prev = pool->idle_tail;
+        if (pool->idle_tail)
+            pool->idle_tail->idle_next = w;
+        else
+            pool->idle = w;
+        pool->idle_tail = w;
+    } else {
+        w->idle_prev = NULL;
+        w->idle_next = pool->idle;
+        if (pool->idle)
+            pool->idle->idle_prev = w;
+        else
+            pool->idle_tail = w;
+        pool->idle = w;
+    }
 }
 
 static void wake_one(fut_pool *pool)
@@ -115,12 +143,7 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
                 const struct timespec *deadline)
 {
     int rc = 0;
-    self->parked = true;
-    self->idle_prev = NULL;
-    self->idle_next = pool->idle;
-    if (pool->idle)
-        pool->idle->idle_prev = self;
-    pool->idle = self;
+    idle_add(pool, self, wt != NULL);
     while (self->parked && !pool->stop && !(wt && wt->fired >= wt->want)) {
         if (!deadline)
             pthread_cond_wait(&self->cv, &pool->lock);
@@ -137,11 +160,12 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
 
 /* ---- Queues (pool->lock) ----------------------------------------------- */
 
+/* Queues f, already counted in the queued stat by the caller: before f
+ * became cancellable, so that a cancel never counts it out first. */
 static void enqueue(fut_pool *pool, fut_future *f)
 {
     fut_worker *w = fut__tl_worker;
     pool->active++;
-    atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
     if (w && w->pool == pool)
         list_push_front(&w->deque, f);
     else
@@ -207,6 +231,7 @@ int fut__pool_submit(fut_pool *pool, fut_future *f)
     bool refused = fut__pool_refuses(pool);
     if (!refused) {
         atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
         enqueue(pool, f);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -248,10 +273,13 @@ bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed)
     }
     if (!input_failed && !pool->closed) {
         int waiting = PHASE_WAITING;
+        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
         queued =
             atomic_compare_exchange_strong(&c->phase, &waiting, PHASE_QUEUED);
         if (queued)
             enqueue(pool, c);
+        else /* cancelled: it never was queued */
+            atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->lock);
     return queued;
@@ -303,6 +331,14 @@ void fut__waiter_notify(fut_waiter *w)
 
 /* A worker waits: it runs its pool's units while the waiter lacks what it
  * wants, and parks when there are none. */
+static bool past(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
 static int worker_wait(fut_waiter *w, const struct timespec *deadline,
                        bool help)
 {
@@ -310,6 +346,10 @@ static int worker_wait(fut_waiter *w, const struct timespec *deadline,
     fut_pool *pool = self->pool;
     int rc = 0;
     while (w->fired < w->want && rc == 0) {
+        if (deadline && past(deadline)) {
+            rc = ETIMEDOUT; /* stop helping once the time is up */
+            break;
+        }
         fut_future *f = help ? dequeue(pool, self) : NULL;
         if (f)
             run_unit(pool, f);

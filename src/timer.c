@@ -4,7 +4,7 @@
  * Sleeping never holds a worker: a sleep is a heap entry, and ten thousand
  * of them cost ten thousand entries. The timer thread sleeps on timer_cv
  * until the earliest deadline (or until an earlier one is added), pops
- * what is due and fires it with the lock dropped.
+ * everything due in one go and fires it with the lock dropped.
  *
  * A timer's entry holds a reference on its future. Whoever takes the
  * entry out of the heap owns that reference: the timer thread when it
@@ -137,6 +137,24 @@ static void wait_until(fut_pool *pool, uint64_t deadline)
     pthread_cond_timedwait(&pool->timer_cv, &pool->lock, &ts);
 }
 
+/* Pops every entry due by now, linked through qnext (a timer's future is
+ * never in a queue), and returns how many. */
+static size_t pop_due(fut_pool *pool, fut_future **due)
+{
+    uint64_t now = fut__now_ns();
+    size_t n = 0;
+    fut_future **tail = due;
+    while (pool->heap_len && pool->heap[0]->deadline <= now) {
+        fut_future *f = pool->heap[0];
+        heap_remove(pool, f);
+        *tail = f;
+        tail = &f->qnext;
+        n++;
+    }
+    *tail = NULL;
+    return n;
+}
+
 static void *timer_main(void *arg)
 {
     fut_pool *pool = arg;
@@ -146,23 +164,26 @@ static void *timer_main(void *arg)
 
     pthread_mutex_lock(&pool->lock);
     while (!pool->timer_stop) {
-        if (pool->heap_len == 0) {
-            pthread_cond_wait(&pool->timer_cv, &pool->lock);
+        fut_future *due;
+        size_t n = pop_due(pool, &due); /* still counted in timers */
+        if (n == 0) {
+            if (pool->heap_len == 0)
+                pthread_cond_wait(&pool->timer_cv, &pool->lock);
+            else
+                wait_until(pool, pool->heap[0]->deadline);
             continue;
         }
-        fut_future *f = pool->heap[0];
-        if (f->deadline > fut__now_ns()) {
-            wait_until(pool, f->deadline);
-            continue;
-        }
-        heap_remove(pool, f); /* still counted in timers while it fires */
         pthread_mutex_unlock(&pool->lock);
-        if (pool->trace_path)
-            fut__trace_record(&pool->timer_trace, NULL, f->kind, f->armed,
-                              fut__now_ns());
-        fut__timer_fire(f);
+        while (due) {
+            fut_future *f = due;
+            due = f->qnext; /* read first: the fire may free f */
+            if (pool->trace_path)
+                fut__trace_record(&pool->timer_trace, NULL, f->kind, f->armed,
+                                  fut__now_ns());
+            fut__timer_fire(f);
+        }
         pthread_mutex_lock(&pool->lock);
-        pool->timers--;
+        pool->timers -= n;
         fut__pool_check_quiet(pool);
     }
     pthread_mutex_unlock(&pool->lock);

@@ -1,6 +1,9 @@
 /* Waiting and scheduling: helping waits, nested fork-join, wakeups. */
 #include "helpers.h"
 
+#include <sched.h>
+#include <time.h>
+
 struct fib {
     fut_pool *pool;
     unsigned n;
@@ -277,6 +280,81 @@ START_TEST(timed_waits_race_completion)
 }
 END_TEST
 
+static fut_promise *hand_p2;
+static fut_future *hand_f1, *hand_f2;
+static atomic_int a_waiting;
+
+static int task_waits_then_hands_on(void *arg, void **value)
+{
+    (void)arg;
+    atomic_store(&a_waiting, 1);
+    int rc = fut_await(hand_f1, value);
+    fut_promise_resolve(hand_p2, (void *)2);
+    return rc;
+}
+
+static int task_waits_for_hand(void *arg, void **value)
+{
+    (void)arg;
+    return fut_await(hand_f2, value);
+}
+
+/* Task A waits for p1, then keeps p2; task B, spawned while A waits,
+ * waits for p2. With an idle worker about, B must go to it: if it ran on
+ * top of A's wait, A could never go on to keep p2. */
+START_TEST(spawn_prefers_idle_worker_over_waiting_one)
+{
+    for (int round = 0; round < 20; round++) {
+        fut_pool *pool = pool_new(2);
+        fut_promise *p1;
+        ck_assert_int_eq(fut_promise_create(pool, &p1, &hand_f1), 0);
+        ck_assert_int_eq(fut_promise_create(pool, &hand_p2, &hand_f2), 0);
+        atomic_store(&a_waiting, 0);
+        fut_future *a = fut_spawn(pool, task_waits_then_hands_on, NULL);
+        while (!atomic_load(&a_waiting))
+            sched_yield();
+        /* Give A time to park in its wait: without it the test only
+         * checks less, it cannot fail wrongly. */
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        fut_future *b = fut_spawn(pool, task_waits_for_hand, NULL);
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        fut_promise_resolve(p1, (void *)1);
+        int rc = fut_await_for(a, 20000, NULL);
+        ck_assert_msg(rc == 0, "A did not finish: %s", fut_strerror(rc));
+        ck_assert_int_eq(fut_await(b, NULL), 0);
+        fut_release(a);
+        fut_release(b);
+        fut_release(hand_f1);
+        fut_release(hand_f2);
+        fut_pool_destroy(pool);
+    }
+}
+END_TEST
+
+static int await_for_inside(void *arg, void **value)
+{
+    fut_future *never = arg;
+    *value = NULL;
+    return fut_await_for(never, 10, NULL);
+}
+
+/* A timed wait on a worker stops helping once its time is up: with other
+ * work queued behind it, it still returns ETIMEDOUT. */
+START_TEST(timed_wait_on_worker_times_out)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    fut_future *never;
+    fut_promise_create(pool, &p, &never);
+    fut_future *f = fut_spawn(pool, await_for_inside, never);
+    ck_assert_int_eq(fut_await(f, NULL), ETIMEDOUT);
+    fut_release(f);
+    fut_promise_reject(p, EPIPE);
+    fut_release(never);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
     Suite *s = suite_create("wait");
@@ -285,7 +363,9 @@ static Suite *wait_suite(void)
               any_and_all_inside_tasks);
     FUT_TCASE(s, "wakeups", spawn_wakes_an_idle_worker,
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
-              timed_waits_race_completion);
+              timed_waits_race_completion,
+              spawn_prefers_idle_worker_over_waiting_one,
+              timed_wait_on_worker_times_out);
     return s;
 }
 

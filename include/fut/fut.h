@@ -17,6 +17,11 @@
  *  - Waiting: a wait called on a pool worker runs that worker's pool's
  *    queued work while it waits, so nested fork-join cannot deadlock; on
  *    any other thread it blocks on a condition variable and never spins.
+ *    A unit run that way sits on top of the waiting task, which resumes
+ *    when that unit returns. New work goes to idle workers first, so this
+ *    happens only while no worker is idle; still, a task that waits must
+ *    not rely on work queued after it that itself waits for the first
+ *    task to go on (hand such results on with fut_then instead).
  */
 #ifndef FUT_FUT_H
 #define FUT_FUT_H
