@@ -1,19 +1,21 @@
-# Warning and sanitizer options for fut's own targets, as one interface
-# target linked PRIVATE: nothing here leaks into a consumer's build.
-add_library(fut_build_options INTERFACE)
-target_compile_options(fut_build_options INTERFACE
-  -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
-  $<$<BOOL:${FUT_WERROR}>:-Werror>)
-
+# Warning and sanitizer options for fut's own targets. They are applied
+# PRIVATE to each target, so nothing leaks into a consumer's build and
+# nothing extra has to be exported with the libraries.
 if(FUT_SANITIZE STREQUAL "address")
-  set(_fut_san -fsanitize=address,undefined -fno-sanitize-recover=all
-               -fno-omit-frame-pointer)
+  set(FUT_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
+                          -fno-omit-frame-pointer)
 elseif(FUT_SANITIZE STREQUAL "thread")
-  set(_fut_san -fsanitize=thread -fno-omit-frame-pointer)
+  set(FUT_SANITIZER_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 elseif(NOT FUT_SANITIZE STREQUAL "")
   message(FATAL_ERROR "FUT_SANITIZE must be empty, address or thread")
 endif()
-if(_fut_san)
-  target_compile_options(fut_build_options INTERFACE ${_fut_san} -g)
-  target_link_options(fut_build_options INTERFACE ${_fut_san})
-endif()
+
+function(fut_apply_options target)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+    $<$<BOOL:${FUT_WERROR}>:-Werror>)
+  if(FUT_SANITIZER_FLAGS)
+    target_compile_options(${target} PRIVATE ${FUT_SANITIZER_FLAGS} -g)
+    target_link_options(${target} PRIVATE ${FUT_SANITIZER_FLAGS})
+  endif()
+endfunction()

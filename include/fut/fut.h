@@ -30,6 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version, in one place: CMake reads these three lines. */
+#define FUT_VERSION_MAJOR 0
+#define FUT_VERSION_MINOR 1
+#define FUT_VERSION_PATCH 0
+
 #if defined(_WIN32)
 #define FUT_API
 #elif defined(__GNUC__)
@@ -270,6 +275,11 @@ FUT_API int fut_promise_resolve(fut_promise *promise, void *value);
  * Never blocks.
  */
 FUT_API int fut_promise_reject(fut_promise *promise, int error);
+
+/** The version of the library in use, "MAJOR.MINOR.PATCH" (compare with
+ * the FUT_VERSION_* macros of the header you compiled against). Never
+ * blocks. */
+FUT_API const char *fut_version(void);
 
 /** A name for every error code fut returns, and for other errno values;
  * never NULL. Never blocks. */

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Builds and runs one of the embedding examples against this build:
+#   tests/embed.sh find_package|add_subdirectory|fetchcontent|pkg-config SRC BUILD WORK
+set -eu
+mode=$1 src=$2 build=$3 work=$4
+rm -rf "$work"
+mkdir -p "$work"
+case $mode in
+find_package)
+    cmake --install "$build" --prefix "$work/prefix" >/dev/null
+    cmake -S "$src/example/embed/find_package" -B "$work/b" \
+          -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+    cmake --build "$work/b" >/dev/null
+    "$work/b/consumer"
+    ;;
+add_subdirectory|fetchcontent)
+    fetch=OFF
+    [ "$mode" = fetchcontent ] && fetch=ON
+    cmake -S "$src/example/embed/add_subdirectory" -B "$work/b" \
+          -DFUT_SOURCE_DIR="$src" -DUSE_FETCHCONTENT=$fetch >/dev/null
+    cmake --build "$work/b" >/dev/null
+    # fut's own tests and demo must be off when it is a subproject.
+    if find "$work/b" -name fut-demo -o -name 'test_*' | grep -q .; then
+        echo "fut built its tests or demo as a subproject" >&2
+        exit 1
+    fi
+    "$work/b/consumer"
+    ;;
+pkg-config)
+    cmake --install "$build" --prefix "$work/prefix" >/dev/null
+    PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" \
+        "$src/example/embed/pkg-config/build.sh" "$work/consumer"
+    "$work/consumer"
+    ;;
+*)
+    echo "usage: $0 find_package|add_subdirectory|fetchcontent|pkg-config SRC BUILD WORK" >&2
+    exit 2
+    ;;
+esac
