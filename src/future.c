@@ -199,7 +199,7 @@ static void execute(fut_future *f)
     fut_future *saved = tl_current;
     void *value = NULL;
     int error;
-    fut_trace_lane *lane = fut__trace_lane(f->pool);
+    fut_trace_lane *lane = f->quiet ? NULL : fut__trace_lane(f->pool);
     uint64_t start = lane ? fut__now_ns() : 0;
     tl_current = f;
     if (f->kind == KIND_TASK)
@@ -212,7 +212,10 @@ static void execute(fut_future *f)
                           f->kind == KIND_TASK ? (fut_fn)f->fn.task
                                                : (fut_fn)f->fn.then,
                           f->kind, start, fut__now_ns());
-    fut__stat_ran(f->pool, error);
+    if (!f->quiet)
+        fut__stat_ran(f->pool, error);
+    if (f->group)
+        fut__group_child_done(f->group, error);
     fut__complete(f, value, error);
 }
 
@@ -220,7 +223,8 @@ void fut__run(fut_future *f)
 {
     int queued = PHASE_QUEUED;
     if (atomic_compare_exchange_strong(&f->phase, &queued, PHASE_RUNNING)) {
-        fut__stat_dequeued(f->pool);
+        if (!f->quiet)
+            fut__stat_dequeued(f->pool);
         execute(f);
     } /* else cancelled while queued, and counted then */
     fut__drop_task_ref(f);
@@ -252,6 +256,25 @@ fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
         fut__drop_task_ref(f);
     }
     return f;
+}
+
+/* A task with no handle for the caller: a group child, or a quiet helper
+ * of fut_parallel_for. Returns 0 once it is queued, or the error. */
+int fut__spawn_child(fut_pool *pool, fut_task_fn fn, void *arg,
+                     fut_group *group, bool quiet)
+{
+    fut_future *f = future_new(pool, KIND_TASK, 0);
+    if (!f)
+        return ENOMEM;
+    f->fn.task = fn;
+    f->arg = arg;
+    f->group = group;
+    f->quiet = quiet;
+    atomic_store_explicit(&f->phase, PHASE_QUEUED, memory_order_relaxed);
+    int err = fut__pool_submit(pool, f); /* the one reference: the task's */
+    if (err)
+        fut_release(f);
+    return err;
 }
 
 /* ---- fut_then ---------------------------------------------------------- */

@@ -56,6 +56,9 @@ struct fut_future {
     bool orphan;             /* THEN made after its pool closed: gives
                                 ESHUTDOWN instead of running; set at
                                 creation                                  */
+    bool quiet;              /* TASK helping fut_parallel_for: not a unit
+                                of its own, left out of the stats; set at
+                                creation                                  */
     bool on_pending;         /* THEN on its pool's pending list: pool lock */
     int error;               /* written once before done                  */
     void *value;             /* written once before done                  */
@@ -70,6 +73,7 @@ struct fut_future {
         fut_then_fn then;
     } fn;
     void *arg;
+    fut_group *group;          /* TASK: the group it is a child of       */
     fut_future *input;         /* THEN: the consumed input; lock            */
     fut_listener node;         /* THEN: registered on input's listeners     */
     fut_future *qnext, *qprev; /* queue or pending-list links: pool lock */
@@ -99,7 +103,7 @@ typedef struct fut_trace_lane {
     uint64_t dropped;
 } fut_trace_lane;
 
-#define MAX_TRACE_LANES 4097 /* workers, and the timer thread */
+#define MAX_TRACE_LANES 4098 /* workers, the timer thread, outsiders */
 
 typedef struct fut_list {
     fut_future *head, *tail;
@@ -136,8 +140,10 @@ struct fut_pool {
     bool timer_stop;           /* lock                                      */
     pthread_cond_t timer_cv;   /* the timer thread sleeps here: lock       */
     pthread_t timer_thread;
-    char *trace_path;           /* NULL: tracing off; set at create        */
-    fut_trace_lane timer_trace; /* the timer thread's own                */
+    char *trace_path;             /* NULL: tracing off; set at create        */
+    fut_trace_lane timer_trace;   /* the timer thread's own                */
+    fut_trace_lane outside_trace; /* units run by helping outside threads:
+                                     lock                                 */
     char name[16];
     /* Counters: relaxed atomics, read as a snapshot by stats_get. */
     atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
@@ -150,6 +156,12 @@ bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__drop_task_ref(fut_future *f);
 void fut__run(fut_future *f);
 void fut__then_cancel_pending(fut_future *c);
+
+int fut__spawn_child(fut_pool *pool, fut_task_fn fn, void *arg,
+                     fut_group *group, bool quiet);
+
+/* group.c */
+void fut__group_child_done(fut_group *group, int error);
 
 /* pool.c */
 void fut__pool_retain(fut_pool *pool);
@@ -174,7 +186,9 @@ int fut__waiter_block(fut_waiter *w, const struct timespec *deadline,
 void fut__stat_cancelled(fut_pool *pool);
 void fut__stat_ran(fut_pool *pool, int error);
 void fut__stat_dequeued(fut_pool *pool);
+void fut__stat_spawned(fut_pool *pool, uint64_t n);
 bool fut__pool_refuses(const fut_pool *pool);
+bool fut__pool_accepts(fut_pool *pool);
 void fut__pool_check_quiet(fut_pool *pool);
 
 /* trace.c */
@@ -182,6 +196,8 @@ typedef void (*fut_fn)(void); /* any function, for traces */
 void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
                        uint64_t start, uint64_t end);
 void fut__trace_write(fut_pool *pool);
+void fut__trace_outside(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
+                        uint64_t end);
 
 /* timer.c */
 uint64_t fut__now_ns(void);

@@ -219,6 +219,14 @@ bool fut__pool_refuses(const fut_pool *pool)
     return pool->closed || (pool->closing && !own_worker(pool));
 }
 
+bool fut__pool_accepts(fut_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool accepts = !fut__pool_refuses(pool);
+    pthread_mutex_unlock(&pool->lock);
+    return accepts;
+}
+
 void fut__pool_check_quiet(fut_pool *pool)
 {
     if (pool->closing && pool->active == 0 && pool->timers == 0)
@@ -230,8 +238,10 @@ int fut__pool_submit(fut_pool *pool, fut_future *f)
     pthread_mutex_lock(&pool->lock);
     bool refused = fut__pool_refuses(pool);
     if (!refused) {
-        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+        if (!f->quiet) {
+            atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+        }
         enqueue(pool, f);
     }
     pthread_mutex_unlock(&pool->lock);
@@ -298,6 +308,11 @@ void fut__stat_ran(fut_pool *pool, int error)
     atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
     if (error)
         atomic_fetch_add_explicit(&pool->failed, 1, memory_order_relaxed);
+}
+
+void fut__stat_spawned(fut_pool *pool, uint64_t n)
+{
+    atomic_fetch_add_explicit(&pool->spawned, n, memory_order_relaxed);
 }
 
 void fut__stat_dequeued(fut_pool *pool)

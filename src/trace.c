@@ -40,6 +40,16 @@ void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
     lane->events[lane->len++] = (fut_trace_event){fn, start, end, kind};
 }
 
+/* A unit run by a thread outside the pool (a fut_parallel_for caller):
+ * its lane is shared, so it takes the pool lock. */
+void fut__trace_outside(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
+                        uint64_t end)
+{
+    pthread_mutex_lock(&pool->lock);
+    fut__trace_record(&pool->outside_trace, fn, kind, start, end);
+    pthread_mutex_unlock(&pool->lock);
+}
+
 /* The symbol of fn where the binary exports it, else its address. */
 static void write_name(FILE *out, fut_fn fn)
 {
@@ -99,9 +109,10 @@ void fut__trace_write(fut_pool *pool)
 {
     fut_trace_lane *lanes[MAX_TRACE_LANES];
     size_t n = 0;
-    for (size_t i = 0; i < pool->threads && n < MAX_TRACE_LANES - 1; i++)
+    for (size_t i = 0; i < pool->threads && n < MAX_TRACE_LANES - 2; i++)
         lanes[n++] = &pool->workers[i].trace;
     lanes[n++] = &pool->timer_trace;
+    lanes[n++] = &pool->outside_trace;
 
     uint64_t t0 = UINT64_MAX, dropped = 0;
     for (size_t i = 0; i < n; i++) {
@@ -116,8 +127,11 @@ void fut__trace_write(fut_pool *pool)
         fputs("{\"traceEvents\":[", out);
         for (size_t i = 0; i < n; i++) {
             bool timer = lanes[i] == &pool->timer_trace;
-            write_lane_name(out, i, timer ? "timer" : pool->name, timer ? 0 : i,
-                            &first);
+            bool outside = lanes[i] == &pool->outside_trace;
+            const char *lane = timer     ? "timer"
+                               : outside ? "outside"
+                                         : pool->name;
+            write_lane_name(out, i, lane, timer || outside ? 0 : i, &first);
             write_lane(out, lanes[i], i, t0, &first);
         }
         fprintf(out,

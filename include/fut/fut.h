@@ -54,12 +54,18 @@ typedef struct fut_pool fut_pool;
 typedef struct fut_future fut_future;
 /** The write end of one result, kept or rejected exactly once. */
 typedef struct fut_promise fut_promise;
+/** A scope that joins its children: fut_group_wait returns once every
+ * task spawned into it has finished. */
+typedef struct fut_group fut_group;
 
 /** A task: runs on a worker. Stores its value in *value and returns 0, or
  * returns a nonzero error code, which becomes the future's error. */
 typedef int (*fut_task_fn)(void *arg, void **value);
 /** A continuation: receives the value of the future it follows. */
 typedef int (*fut_then_fn)(void *arg, void *input, void **value);
+/** A loop body for fut_parallel_for: handles indices [begin, end) and
+ * returns 0, or an error code that stops the loop. */
+typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
 
 /** Pool settings. Zero-initialize, then set what you need. With a trace
  * path, the pool records every unit it runs (worker, start, end, function
@@ -75,8 +81,8 @@ typedef struct fut_pool_config {
 } fut_pool_config;
 
 /** Counters of a pool, exact once the pool is idle. A unit of work is a
- * spawned task or a continuation. Once idle,
- * spawned == completed + cancelled. */
+ * spawned task, a group child, a fut_parallel_for chunk or a
+ * continuation. Once idle, spawned == completed + cancelled. */
 typedef struct fut_pool_stats {
     size_t threads;
     uint64_t spawned;        /* units the pool accepted                      */
@@ -280,6 +286,53 @@ FUT_API int fut_promise_reject(fut_promise *promise, int error);
  * the FUT_VERSION_* macros of the header you compiled against). Never
  * blocks. */
 FUT_API const char *fut_version(void);
+
+/* ---- Structured scopes and loops --------------------------------------- */
+
+/**
+ * Makes a group whose children run on pool and stores it in *group.
+ * Returns 0; EINVAL (a NULL argument); ENOMEM. Never blocks.
+ */
+FUT_API int fut_group_create(fut_pool *pool, fut_group **group);
+
+/**
+ * Runs fn(arg, &value) on the pool as a child of the group; the value is
+ * dropped, a nonzero return is the child's error. Children may spawn more
+ * children into the same group. Returns 0; EINVAL (group or fn NULL);
+ * ENOMEM; ESHUTDOWN (the pool is being destroyed and the caller is not one
+ * of its workers). Never blocks.
+ */
+FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
+
+/**
+ * Blocks until every child spawned into the group so far, and every child
+ * they spawn, has finished, and returns the error of the first child to
+ * fail (in time) since the group was made, or 0; EINVAL for NULL. On a
+ * worker, runs queued work (its children among it) meanwhile. The group
+ * may be spawned into and waited on again.
+ */
+FUT_API int fut_group_wait(fut_group *group);
+
+/**
+ * Waits for the group's children (as fut_group_wait), then frees the group.
+ * NULL is ignored. Must not be called from one of the group's own
+ * children, which would wait for itself.
+ */
+FUT_API void fut_group_destroy(fut_group *group);
+
+/**
+ * Calls fn(arg, lo, hi) for consecutive chunks [lo, hi) of grain indices
+ * covering [begin, end) (the last chunk may be shorter; grain 0 means 1),
+ * on the pool's workers with the caller running chunks too, and returns
+ * once all are done. Once a chunk fails, chunks not yet started are
+ * skipped; returns the error of the first chunk to fail, or 0. EINVAL (pool
+ * or fn NULL, or begin > end); ENOMEM; ESHUTDOWN (the pool is being
+ * destroyed and the caller is not one of its workers). An empty range
+ * returns 0 at once. Blocks until done; on a worker it runs queued work
+ * while it waits.
+ */
+FUT_API int fut_parallel_for(fut_pool *pool, size_t begin, size_t end,
+                             size_t grain, fut_range_fn fn, void *arg);
 
 /** A name for every error code fut returns, and for other errno values;
  * never NULL. Never blocks. */

@@ -1,0 +1,386 @@
+/* Groups and fut_parallel_for. */
+#include "helpers.h"
+
+#include <string.h>
+
+static int child_count(void *arg, void **value)
+{
+    (void)value;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+START_TEST(group_joins_children)
+{
+    fut_pool *pool = pool_new(2);
+    fut_group *g;
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    ck_assert_int_eq(fut_group_wait(g), 0); /* empty */
+    atomic_int runs = 0;
+    for (int i = 0; i < 500; i++)
+        ck_assert_int_eq(fut_group_spawn(g, child_count, &runs), 0);
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    ck_assert_int_eq(atomic_load(&runs), 500);
+    /* Used again after a wait. */
+    for (int i = 0; i < 10; i++)
+        fut_group_spawn(g, child_count, &runs);
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    ck_assert_int_eq(atomic_load(&runs), 510);
+    assert_stats_balanced(pool);
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.spawned, 510);
+    fut_group_destroy(g);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(group_bad_arguments)
+{
+    fut_pool *pool = pool_new(1);
+    fut_group *g = NULL;
+    ck_assert_int_eq(fut_group_create(NULL, &g), EINVAL);
+    ck_assert_int_eq(fut_group_create(pool, NULL), EINVAL);
+    ck_assert_ptr_null(g);
+    ck_assert_int_eq(fut_group_spawn(NULL, task_value, NULL), EINVAL);
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    ck_assert_int_eq(fut_group_spawn(g, NULL, NULL), EINVAL);
+    ck_assert_int_eq(fut_group_wait(NULL), EINVAL);
+    fut_group_destroy(NULL);
+    fut_group_destroy(g);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(group_first_error)
+{
+    fut_pool *pool = pool_new(1); /* one worker: children run in order */
+    fut_group *g;
+    fut_group_create(pool, &g);
+    atomic_int runs = 0;
+    fut_group_spawn(g, child_count, &runs);
+    fut_group_spawn(g, task_fail, (void *)102);
+    fut_group_spawn(g, child_count, &runs);
+    fut_group_spawn(g, task_fail, (void *)105);
+    ck_assert_int_eq(fut_group_wait(g), 102);
+    ck_assert_int_eq(atomic_load(&runs), 2); /* every child ran */
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.failed, 2);
+    fut_group_destroy(g);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+struct tree {
+    fut_group *g;
+    atomic_int *leaves;
+    int depth;
+};
+
+static int tree_child(void *arg, void **value)
+{
+    (void)value;
+    struct tree *t = arg;
+    if (t->depth == 0) {
+        atomic_fetch_add(t->leaves, 1);
+    } else {
+        for (int i = 0; i < 2; i++) {
+            struct tree *c = malloc(sizeof(*c));
+            *c = (struct tree){t->g, t->leaves, t->depth - 1};
+            if (fut_group_spawn(t->g, tree_child, c))
+                free(c);
+        }
+    }
+    free(t);
+    return 0;
+}
+
+START_TEST(children_spawn_children)
+{
+    for (size_t threads = 1; threads <= 3; threads++) {
+        fut_pool *pool = pool_new(threads);
+        fut_group *g;
+        fut_group_create(pool, &g);
+        atomic_int leaves = 0;
+        struct tree *root = malloc(sizeof(*root));
+        *root = (struct tree){g, &leaves, 12};
+        fut_group_spawn(g, tree_child, root);
+        ck_assert_int_eq(fut_group_wait(g), 0);
+        ck_assert_int_eq(atomic_load(&leaves), 1 << 12);
+        fut_group_destroy(g);
+        fut_pool_destroy(pool);
+    }
+}
+END_TEST
+
+struct fib {
+    fut_pool *pool;
+    unsigned n;
+    uintptr_t result;
+};
+
+static int fib_group(void *arg, void **value)
+{
+    (void)value;
+    struct fib *f = arg;
+    if (f->n < 2) {
+        f->result = f->n;
+        return 0;
+    }
+    struct fib a = {f->pool, f->n - 1, 0}, b = {f->pool, f->n - 2, 0};
+    fut_group *g;
+    if (fut_group_create(f->pool, &g))
+        return ENOMEM;
+    fut_group_spawn(g, fib_group, &a);
+    fib_group(&b, NULL);
+    int rc = fut_group_wait(g); /* on a worker: runs a meanwhile */
+    fut_group_destroy(g);
+    f->result = a.result + b.result;
+    return rc;
+}
+
+START_TEST(group_wait_inside_task_one_thread)
+{
+    fut_pool *pool = pool_new(1);
+    struct fib root = {pool, 18, 0};
+    fut_future *f = fut_spawn(pool, fib_group, &root);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    ck_assert_uint_eq(root.result, 2584);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(group_destroy_waits)
+{
+    fut_pool *pool = pool_new(2);
+    fut_group *g;
+    fut_group_create(pool, &g);
+    atomic_int runs = 0;
+    for (int i = 0; i < 100; i++)
+        fut_group_spawn(g, child_count, &runs);
+    fut_group_destroy(g);
+    ck_assert_int_eq(atomic_load(&runs), 100);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- fut_parallel_for --------------------------------------------------- */
+
+enum { N = 10007 };
+
+struct visit {
+    atomic_int seen[N];
+    size_t grain;
+    atomic_int bad_chunk;
+    atomic_int calls;
+};
+
+static int visit_range(void *arg, size_t lo, size_t hi)
+{
+    struct visit *v = arg;
+    atomic_fetch_add(&v->calls, 1);
+    if (lo % v->grain != 0 || (hi - lo != v->grain && hi != N))
+        atomic_store(&v->bad_chunk, 1);
+    for (size_t i = lo; i < hi; i++)
+        atomic_fetch_add(&v->seen[i], 1);
+    return 0;
+}
+
+static void check_visits(fut_pool *pool, size_t grain)
+{
+    static struct visit v;
+    memset(&v, 0, sizeof(v));
+    v.grain = grain ? grain : 1;
+    ck_assert_int_eq(fut_parallel_for(pool, 0, N, grain, visit_range, &v), 0);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(atomic_load(&v.seen[i]), 1);
+    ck_assert_int_eq(atomic_load(&v.bad_chunk), 0);
+    ck_assert_int_eq(atomic_load(&v.calls),
+                     (int)(N / v.grain + (N % v.grain != 0)));
+}
+
+START_TEST(parallel_for_covers_range)
+{
+    size_t grains[] = {0, 1, 7, 100, 5000, N, N * 2};
+    for (size_t threads = 1; threads <= 3; threads++) {
+        fut_pool *pool = pool_new(threads);
+        for (size_t i = 0; i < sizeof(grains) / sizeof(grains[0]); i++)
+            check_visits(pool, grains[i]);
+        assert_stats_balanced(pool);
+        fut_pool_destroy(pool);
+    }
+}
+END_TEST
+
+START_TEST(parallel_for_bad_arguments)
+{
+    fut_pool *pool = pool_new(1);
+    atomic_int calls = 0;
+    ck_assert_int_eq(fut_parallel_for(NULL, 0, 1, 1, visit_range, NULL),
+                     EINVAL);
+    ck_assert_int_eq(fut_parallel_for(pool, 0, 1, 1, NULL, NULL), EINVAL);
+    ck_assert_int_eq(fut_parallel_for(pool, 5, 4, 1, visit_range, NULL),
+                     EINVAL);
+    ck_assert_int_eq(fut_parallel_for(pool, 4, 4, 1, visit_range, &calls), 0);
+    ck_assert_int_eq(atomic_load(&calls), 0);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+struct failing {
+    size_t fail_at;
+    atomic_int ran;
+};
+
+static int fail_range(void *arg, size_t lo, size_t hi)
+{
+    struct failing *f = arg;
+    atomic_fetch_add(&f->ran, 1);
+    return f->fail_at >= lo && f->fail_at < hi ? EDOM : 0;
+}
+
+START_TEST(parallel_for_first_error_skips_rest)
+{
+    fut_pool *pool = pool_new(2);
+    struct failing f = {.fail_at = 0};
+    ck_assert_int_eq(fut_parallel_for(pool, 0, 100000, 1, fail_range, &f),
+                     EDOM);
+    ck_assert_int_lt(atomic_load(&f.ran), 100000);
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.spawned, 100000);
+    ck_assert_uint_eq(st.completed, (uint64_t)atomic_load(&f.ran));
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_gt(st.cancelled, 0);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+struct big {
+    atomic_size_t covered;
+};
+
+static int big_range(void *arg, size_t lo, size_t hi)
+{
+    atomic_fetch_add(&((struct big *)arg)->covered, hi - lo);
+    return 0;
+}
+
+START_TEST(parallel_for_huge_indices)
+{
+    fut_pool *pool = pool_new(2);
+    struct big b = {0};
+    size_t begin = SIZE_MAX - 1000, grain = SIZE_MAX / 2;
+    ck_assert_int_eq(
+        fut_parallel_for(pool, begin, SIZE_MAX, grain, big_range, &b), 0);
+    ck_assert_uint_eq(atomic_load(&b.covered), 1000);
+    atomic_store(&b.covered, 0);
+    ck_assert_int_eq(
+        fut_parallel_for(pool, 0, SIZE_MAX, SIZE_MAX / 3, big_range, &b), 0);
+    ck_assert_uint_eq(atomic_load(&b.covered), SIZE_MAX);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
+struct nested {
+    fut_pool *pool;
+    atomic_int inner;
+};
+
+static int inner_range(void *arg, size_t lo, size_t hi)
+{
+    atomic_fetch_add(&((struct nested *)arg)->inner, (int)(hi - lo));
+    return 0;
+}
+
+static int outer_range(void *arg, size_t lo, size_t hi)
+{
+    struct nested *n = arg;
+    for (size_t i = lo; i < hi; i++) {
+        int rc = fut_parallel_for(n->pool, 0, 100, 3, inner_range, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int task_parallel_for(void *arg, void **value)
+{
+    (void)value;
+    return fut_parallel_for(((struct nested *)arg)->pool, 0, 50, 1, outer_range,
+                            arg);
+}
+
+START_TEST(parallel_for_nested_and_inside_tasks)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        struct nested n = {pool, 0};
+        fut_future *f = fut_spawn(pool, task_parallel_for, &n);
+        ck_assert_int_eq(fut_await(f, NULL), 0);
+        ck_assert_int_eq(atomic_load(&n.inner), 50 * 100);
+        fut_release(f);
+        atomic_store(&n.inner, 0);
+        ck_assert_int_eq(fut_parallel_for(pool, 0, 50, 1, outer_range, &n), 0);
+        ck_assert_int_eq(atomic_load(&n.inner), 50 * 100);
+        assert_stats_balanced(pool);
+        fut_pool_destroy(pool);
+    }
+}
+END_TEST
+
+struct closing {
+    fut_pool *pool;
+    gate g;
+};
+
+static void *destroyer(void *p)
+{
+    fut_pool_destroy(p);
+    return NULL;
+}
+
+START_TEST(refused_while_closing)
+{
+    struct closing c;
+    gate_init(&c.g);
+    c.pool = pool_new(1);
+    fut_future *blocker = fut_spawn(c.pool, task_gate, &c.g);
+    gate_wait_arrived(&c.g, 1);
+    fut_group *g;
+    fut_group_create(c.pool, &g);
+    pthread_t th;
+    pthread_create(&th, NULL, destroyer, c.pool);
+    atomic_int runs = 0;
+    int rc;
+    while ((rc = fut_group_spawn(g, child_count, &runs)) == 0)
+        ; /* until destroy has begun; accepted children still run */
+    ck_assert_int_eq(rc, ESHUTDOWN);
+    ck_assert_int_eq(fut_parallel_for(c.pool, 0, 10, 1, inner_range, NULL),
+                     ESHUTDOWN);
+    gate_open(&c.g);
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    fut_group_destroy(g);
+    pthread_join(th, NULL);
+    fut_release(blocker);
+}
+END_TEST
+
+static Suite *group_suite(void)
+{
+    Suite *s = suite_create("group");
+    FUT_TCASE(s, "group", group_joins_children, group_bad_arguments,
+              group_first_error, children_spawn_children,
+              group_wait_inside_task_one_thread, group_destroy_waits);
+    FUT_TCASE(s, "parallel_for", parallel_for_covers_range,
+              parallel_for_bad_arguments, parallel_for_first_error_skips_rest,
+              parallel_for_huge_indices, parallel_for_nested_and_inside_tasks,
+              refused_while_closing);
+    return s;
+}
+
+FUT_TEST_MAIN(group_suite)
