@@ -201,6 +201,7 @@ void fut__trace_outside(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
 
 /* timer.c */
 uint64_t fut__now_ns(void);
+int fut__cond_init_monotonic(pthread_cond_t *cv);
 int fut__timer_start(fut_pool *pool);
 void fut__timer_stop(fut_pool *pool);
 int fut__timer_add(fut_pool *pool, fut_future *f, uint64_t ms);

@@ -463,19 +463,6 @@ static size_t cpu_count(void)
     return n > 0 ? (size_t)n : 1;
 }
 
-static int init_cv(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
-    if (rc)
-        return rc;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (!rc)
-        rc = pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
-}
-
 static void stop_and_join(fut_pool *pool, size_t started)
 {
     pthread_mutex_lock(&pool->lock);
@@ -528,7 +515,7 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     if (rc)
         goto destroy_lock;
     for (; cvs < threads; cvs++) {
-        rc = init_cv(&pool->workers[cvs].cv);
+        rc = fut__cond_init_monotonic(&pool->workers[cvs].cv);
         if (rc)
             goto destroy_cvs;
         pool->workers[cvs].pool = pool;

@@ -21,6 +21,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+int fut__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
 uint64_t fut__now_ns(void)
 {
     struct timespec ts;
@@ -192,14 +205,7 @@ static void *timer_main(void *arg)
 
 int fut__timer_start(fut_pool *pool)
 {
-    pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
-    if (rc)
-        return rc;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (!rc)
-        rc = pthread_cond_init(&pool->timer_cv, &attr);
-    pthread_condattr_destroy(&attr);
+    int rc = fut__cond_init_monotonic(&pool->timer_cv);
     if (rc)
         return rc;
     rc = pthread_create(&pool->timer_thread, NULL, timer_main, pool);

@@ -93,14 +93,7 @@ static int wait_any(fut_future *const futs[], size_t n,
     if (worker) {
         fut__waiter_init_worker(&w, worker);
     } else {
-        pthread_condattr_t attr;
-        rc = pthread_condattr_init(&attr);
-        if (!rc) {
-            rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-            if (!rc)
-                rc = pthread_cond_init(&cv, &attr);
-            pthread_condattr_destroy(&attr);
-        }
+        rc = fut__cond_init_monotonic(&cv);
         if (!rc && (rc = pthread_mutex_init(&lock, NULL)) != 0)
             pthread_cond_destroy(&cv);
     }

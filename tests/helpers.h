@@ -92,6 +92,42 @@ static inline int task_gate(void *arg, void **value)
     return 0;
 }
 
+/* A one-worker pool whose destroy runs on another thread but cannot
+ * finish: its worker is held at the gate by `held`, fn(arg) (task_gate on
+ * the gate when fn is NULL). Destroy may begin any moment after
+ * closing_start returns; tests call until they see ESHUTDOWN. */
+typedef struct closing {
+    fut_pool *pool;
+    gate g;
+    fut_future *held;
+    pthread_t destroyer;
+} closing;
+
+static void *closing_destroy(void *pool)
+{
+    fut_pool_destroy(pool);
+    return NULL;
+}
+
+static inline fut_pool *pool_new(size_t threads);
+
+static inline void closing_start(closing *c, fut_task_fn fn, void *arg)
+{
+    gate_init(&c->g);
+    c->pool = pool_new(1);
+    c->held =
+        fn ? fut_spawn(c->pool, fn, arg) : fut_spawn(c->pool, task_gate, &c->g);
+    gate_wait_arrived(&c->g, 1);
+    pthread_create(&c->destroyer, NULL, closing_destroy, c->pool);
+}
+
+/* Lets the held task go and waits for destroy to return. */
+static inline void closing_finish(closing *c)
+{
+    gate_open(&c->g);
+    pthread_join(c->destroyer, NULL);
+}
+
 static inline fut_pool *pool_new(size_t threads)
 {
     fut_pool *pool = NULL;

@@ -333,28 +333,12 @@ START_TEST(parallel_for_nested_and_inside_tasks)
 }
 END_TEST
 
-struct closing {
-    fut_pool *pool;
-    gate g;
-};
-
-static void *destroyer(void *p)
-{
-    fut_pool_destroy(p);
-    return NULL;
-}
-
 START_TEST(refused_while_closing)
 {
-    struct closing c;
-    gate_init(&c.g);
-    c.pool = pool_new(1);
-    fut_future *blocker = fut_spawn(c.pool, task_gate, &c.g);
-    gate_wait_arrived(&c.g, 1);
+    closing c;
+    closing_start(&c, NULL, NULL);
     fut_group *g;
     fut_group_create(c.pool, &g);
-    pthread_t th;
-    pthread_create(&th, NULL, destroyer, c.pool);
     atomic_int runs = 0;
     int rc;
     while ((rc = fut_group_spawn(g, child_count, &runs)) == 0)
@@ -365,8 +349,8 @@ START_TEST(refused_while_closing)
     gate_open(&c.g);
     ck_assert_int_eq(fut_group_wait(g), 0);
     fut_group_destroy(g);
-    pthread_join(th, NULL);
-    fut_release(blocker);
+    closing_finish(&c);
+    fut_release(c.held);
 }
 END_TEST
 

@@ -61,20 +61,9 @@ START_TEST(destroy_while_tasks_spawn_children)
 }
 END_TEST
 
-struct closing {
-    fut_pool *pool;
-    gate g;
-};
-
-static void *destroyer(void *p)
-{
-    fut_pool_destroy(p);
-    return NULL;
-}
-
 static int task_spawns_after_gate(void *arg, void **value)
 {
-    struct closing *c = arg;
+    closing *c = arg;
     task_gate(&c->g, value);
     /* Destroy has begun: its own workers may still add work. */
     fut_future *child = fut_spawn(c->pool, task_value, (void *)11);
@@ -85,14 +74,11 @@ static int task_spawns_after_gate(void *arg, void **value)
 
 START_TEST(outside_threads_refused_while_closing)
 {
-    struct closing c;
-    gate_init(&c.g);
-    c.pool = pool_new(1);
-    fut_future *inside = fut_spawn(c.pool, task_spawns_after_gate, &c);
-    gate_wait_arrived(&c.g, 1);
-    fut_future *done = fut_spawn(c.pool, task_value, (void *)1);
-    pthread_t th;
-    pthread_create(&th, NULL, destroyer, c.pool);
+    closing c;
+    fut_promise *p;
+    fut_future *pf;
+    closing_start(&c, task_spawns_after_gate, &c);
+    ck_assert_int_eq(fut_promise_create(c.pool, &p, &pf), 0);
     /* Spawn until destroy has begun; every accepted spawn still runs. */
     enum { MAX = 1 << 20 };
     static fut_future *accepted[MAX];
@@ -110,27 +96,27 @@ START_TEST(outside_threads_refused_while_closing)
     ck_assert_int_eq(fut_await(fut_retain(refused), NULL), ESHUTDOWN);
     fut_release(refused);
     fut_release(refused);
-    /* fut_then from outside is refused too (done is still queued behind
-     * the gated task), but failure still flows. */
-    fut_future *refused_then = fut_then(fut_retain(done), then_add, NULL);
+    /* fut_then from outside is refused too (its input is still pending),
+     * but failure still flows. */
+    fut_future *refused_then = fut_then(fut_retain(pf), then_add, NULL);
     fut_future *t = fut_then(fut_spawn(NULL, NULL, NULL), then_add, NULL);
     ck_assert_int_eq(fut_await(t, NULL), EINVAL);
     fut_release(t);
 
-    gate_open(&c.g);
+    fut_promise_resolve(p, NULL);
     ck_assert_int_eq(fut_await(refused_then, NULL), ESHUTDOWN);
     fut_release(refused_then);
-    pthread_join(th, NULL);
+    closing_finish(&c);
     void *v;
-    ck_assert_int_eq(fut_await(inside, &v), 0);
+    ck_assert_int_eq(fut_await(c.held, &v), 0);
     ck_assert_ptr_eq(v, (void *)11);
     for (size_t i = 0; i < n; i++) {
         ck_assert_int_eq(fut_await(accepted[i], &v), 0);
         ck_assert_ptr_eq(v, (void *)2);
         fut_release(accepted[i]);
     }
-    fut_release(inside);
-    fut_release(done);
+    fut_release(c.held);
+    fut_release(pf);
 }
 END_TEST
 

@@ -252,29 +252,13 @@ START_TEST(destroy_waits_for_timers)
 }
 END_TEST
 
-struct closing {
-    fut_pool *pool;
-    gate g;
-};
-
-static void *destroyer(void *p)
-{
-    fut_pool_destroy(p);
-    return NULL;
-}
-
 START_TEST(refused_while_closing)
 {
-    struct closing c;
-    gate_init(&c.g);
-    c.pool = pool_new(1);
-    fut_future *blocker = fut_spawn(c.pool, task_gate, &c.g);
-    gate_wait_arrived(&c.g, 1);
+    closing c;
+    closing_start(&c, NULL, NULL);
     fut_promise *p;
     fut_future *pf;
     fut_promise_create(c.pool, &p, &pf);
-    pthread_t th;
-    pthread_create(&th, NULL, destroyer, c.pool);
     fut_future *s;
     for (;;) { /* until destroy has begun */
         s = fut_sleep(c.pool, 0);
@@ -288,9 +272,8 @@ START_TEST(refused_while_closing)
     ck_assert_int_eq(fut_await(t, NULL), ESHUTDOWN);
     fut_release(t);
     fut_promise_reject(p, EPIPE);
-    gate_open(&c.g);
-    pthread_join(th, NULL);
-    fut_release(blocker);
+    closing_finish(&c);
+    fut_release(c.held);
     fut_release(pf);
 }
 END_TEST
