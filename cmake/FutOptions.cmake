@@ -12,7 +12,7 @@ endif()
 
 function(fut_apply_options target)
   target_compile_options(${target} PRIVATE
-    -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+    -Wall -Wextra -Wpedantic -Wshadow $<$<COMPILE_LANGUAGE:C>:-Wstrict-prototypes>
     $<$<BOOL:${FUT_WERROR}>:-Werror>)
   if(FUT_SANITIZER_FLAGS)
     target_compile_options(${target} PRIVATE ${FUT_SANITIZER_FLAGS} -g)

@@ -1,0 +1,427 @@
+/*
+ * fut-bench: fut's workloads side by side with the peers it was built with,
+ * medians of several runs, checksums compared, ratios printed; and a sweep
+ * of pool sizes for one workload, with a table, CSV and a gnuplot plot.
+ * `fut-bench --help` lists it all.
+ */
+#include "bench.h"
+
+#include <fut/fut.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const bench_peer *const peers[] = {
+    &bench_fut,  &bench_fut_group,
+#ifdef FUT_BENCH_OPENMP
+    &bench_omp,
+#endif
+#ifdef FUT_BENCH_TBB
+    &bench_tbb,
+#endif
+#ifdef FUT_BENCH_GLIB
+    &bench_glib,
+#endif
+};
+enum { NPEERS = sizeof(peers) / sizeof(peers[0]) };
+
+/* A workload: its name, arguments and what a correct run sums to. */
+typedef struct workload {
+    const char *name;
+    long a, b;
+} workload;
+
+typedef struct options {
+    size_t threads;
+    int runs;
+    const char *only; /* comma-separated peer names, or NULL: all */
+    const char *csv, *plot;
+} options;
+
+static bool wanted(const options *o, const char *name)
+{
+    if (!o->only)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = o->only; (p = strstr(p, name)); p += len)
+        if ((p == o->only || p[-1] == ',') && (p[len] == ',' || !p[len]))
+            return true;
+    return false;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static bool supports(const bench_peer *p, const workload *w)
+{
+    switch (w->name[0]) {
+    case 's': return w->name[1] == 'p' ? p->spawn != NULL : p->sleep != NULL;
+    case 'f': return w->name[1] == 'i' ? p->fib != NULL : p->pfor != NULL;
+    case 'm': return p->map != NULL;
+    case 'c': return p->chain != NULL;
+    default: return false;
+    }
+}
+
+static uint64_t expected(const workload *w)
+{
+    if (!strcmp(w->name, "fib"))
+        return bench_fib(w->a);
+    if (!strcmp(w->name, "map")) {
+        uint64_t s = 0;
+        for (long i = 0; i < w->a; i++)
+            s += bench_work((uint64_t)i, w->b);
+        return s;
+    }
+    if (!strcmp(w->name, "for")) {
+        uint64_t s = 0;
+        for (long i = 0; i < w->a; i++)
+            s += bench_term((uint64_t)i);
+        return s;
+    }
+    return (uint64_t)w->a; /* spawn, chain, sleep: one per task */
+}
+
+typedef struct sample {
+    double seconds;  /* median */
+    double p50, p99; /* sleep lateness, seconds */
+    bool checksum_ok;
+} sample;
+
+static double run_once(const bench_peer *p, const workload *w, uint64_t *sum,
+                       double *p50, double *p99)
+{
+    switch (w->name[0]) {
+    case 's':
+        return w->name[1] == 'p' ? p->spawn(w->a, sum)
+                                 : p->sleep(w->a, w->b, sum, p50, p99);
+    case 'f': return w->name[1] == 'i' ? p->fib(w->a, sum) : p->pfor(w->a, sum);
+    case 'm': return p->map(w->a, w->b, sum);
+    default: return p->chain(w->a, sum);
+    }
+}
+
+/* One warm-up, then `runs` timed runs; the median time and latenesses. */
+static int measure(const bench_peer *p, const workload *w, size_t threads,
+                   int runs, sample *out)
+{
+    if (p->setup(threads) != 0)
+        return -1;
+    double t[runs], l50[runs], l99[runs];
+    uint64_t want = expected(w), sum = 0;
+    out->checksum_ok = true;
+    for (int r = -1; r < runs; r++) {
+        double a = 0, b = 0, s = run_once(p, w, &sum, &a, &b);
+        out->checksum_ok &= sum == want;
+        if (r >= 0) {
+            t[r] = s;
+            l50[r] = a;
+            l99[r] = b;
+        }
+    }
+    p->teardown();
+    out->seconds = median(t, runs);
+    out->p50 = median(l50, runs);
+    out->p99 = median(l99, runs);
+    return 0;
+}
+
+static double serial_map(const workload *w, int runs)
+{
+    double t[runs];
+    volatile uint64_t sink = 0;
+    for (int r = 0; r < runs; r++) {
+        double t0 = bench_now();
+        uint64_t s = 0;
+        for (long i = 0; i < w->a; i++)
+            s += bench_work((uint64_t)i, w->b);
+        sink += s;
+        t[r] = bench_now() - t0;
+    }
+    (void)sink;
+    return median(t, runs);
+}
+
+static void describe(const workload *w, char *buf, size_t len)
+{
+    if (!strcmp(w->name, "map") || !strcmp(w->name, "sleep"))
+        snprintf(buf, len, "%s %ld %ld", w->name, w->a, w->b);
+    else
+        snprintf(buf, len, "%s %ld", w->name, w->a);
+}
+
+/* How many tasks (or links, or timers) a workload makes. */
+static double tasks(const workload *w)
+{
+    if (strcmp(w->name, "fib"))
+        return (double)w->a;
+    double calls = 1, prev = 1; /* calls(n) = calls(n-1) + calls(n-2) + 1 */
+    for (long i = 2; i <= w->a; i++) {
+        double next = calls + prev + 1;
+        prev = calls;
+        calls = next;
+    }
+    return calls;
+}
+
+/* Every peer on one workload; a markdown table row per peer. Returns
+ * false on a checksum mismatch. */
+static bool compare(const workload *w, const options *o)
+{
+    char title[64];
+    describe(w, title, sizeof(title));
+    double serial = !strcmp(w->name, "map") ? serial_map(w, o->runs) : 0;
+    double fut_time = 0;
+    bool ok = true;
+    for (int i = 0; i < NPEERS; i++) {
+        const bench_peer *p = peers[i];
+        if (!supports(p, w) || !wanted(o, p->name))
+            continue;
+        sample s;
+        if (measure(p, w, o->threads, o->runs, &s) != 0) {
+            printf("| %s | %s | setup failed | | |\n", title, p->name);
+            continue;
+        }
+        if (p == &bench_fut)
+            fut_time = s.seconds;
+        char extra[96] = "";
+        if (serial > 0)
+            snprintf(extra, sizeof(extra), "speed-up %.2fx",
+                     serial / s.seconds);
+        else if (!strcmp(w->name, "sleep"))
+            snprintf(extra, sizeof(extra), "lateness p50 %.2f ms, p99 %.2f ms",
+                     s.p50 * 1e3, s.p99 * 1e3);
+        else
+            snprintf(extra, sizeof(extra), "%.1f ns per task",
+                     s.seconds * 1e9 / (double)tasks(w));
+        char ratio[32] = "";
+        if (fut_time > 0 && p != &bench_fut)
+            snprintf(ratio, sizeof(ratio), "%.2f", fut_time / s.seconds);
+        printf("| %s | %s | %.3f | %s | %s |%s\n", title, p->name,
+               s.seconds * 1e3, extra, ratio,
+               s.checksum_ok ? "" : " **checksum mismatch**");
+        fflush(stdout);
+        ok &= s.checksum_ok;
+    }
+    return ok;
+}
+
+static void table_head(const options *o)
+{
+    printf("%zu threads, median of %d runs. ratio = fut time / peer time "
+           "(below 1: fut is faster).\n\n",
+           o->threads, o->runs);
+    printf("| workload | runtime | median ms | per task / result | ratio |\n"
+           "| --- | --- | --- | --- | --- |\n");
+}
+
+/* ---- sweep --------------------------------------------------------------- */
+
+static void plot(const char *path, const char *csv, const char *title)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("gnuplot is not installed: no plot (the CSV is %s)\n", csv);
+        return;
+    }
+    const char *dot = strrchr(path, '.');
+    bool png = dot && !strcmp(dot, ".png");
+    FILE *gp = popen("gnuplot", "w");
+    if (!gp)
+        return;
+    fprintf(
+        gp,
+        "set terminal %s size 800,480\n"
+        "set output '%s'\n"
+        "set datafile separator ','\n"
+        "set title 'fut: %s'\n"
+        "set xlabel 'threads'\n"
+        "set ylabel 'speed-up over 1 thread'\n"
+        "set y2label 'median ms'\n"
+        "set y2tics\n"
+        "set key left top\n"
+        "set grid\n"
+        "plot '%s' using 1:3 skip 1 with linespoints title 'speed-up', "
+        "'' using 1:1 skip 1 with lines dashtype 2 title 'ideal', "
+        "'' using 1:2 skip 1 axes x1y2 with linespoints title 'median ms'\n",
+        png ? "pngcairo" : "svg", path, title, csv);
+    if (pclose(gp) == 0)
+        printf("plot: %s\n", path);
+}
+
+static int sweep(const workload *w, size_t max_threads, const options *o)
+{
+    char title[64];
+    describe(w, title, sizeof(title));
+    const char *csv = o->csv ? o->csv : "sweep.csv";
+    FILE *out = fopen(csv, "w");
+    if (!out) {
+        fprintf(stderr, "fut-bench: %s: %s\n", csv, strerror(errno));
+        return 2;
+    }
+    fprintf(out, "threads,median_ms,speedup,efficiency\n");
+    printf("sweep of %s, median of %d runs\n\n"
+           "| threads | median ms | speed-up | efficiency |\n"
+           "| --- | --- | --- | --- |\n",
+           title, o->runs);
+    double base = 0;
+    bool ok = true;
+    for (size_t t = 1; t <= max_threads; t++) {
+        sample s;
+        if (measure(&bench_fut, w, t, o->runs, &s) != 0)
+            return 2;
+        ok &= s.checksum_ok;
+        if (t == 1)
+            base = s.seconds;
+        double up = base / s.seconds;
+        printf("| %zu | %.3f | %.2f | %.0f%% |%s\n", t, s.seconds * 1e3, up,
+               100 * up / (double)t, s.checksum_ok ? "" : " **checksum**");
+        fprintf(out, "%zu,%.4f,%.4f,%.4f\n", t, s.seconds * 1e3, up,
+                up / (double)t);
+        fflush(stdout);
+    }
+    fclose(out);
+    printf("\nCSV: %s\n", csv);
+    if (o->plot)
+        plot(o->plot, csv, title);
+    return ok ? 0 : 1;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: fut-bench [options] WORKLOAD\n"
+                "       fut-bench [options] sweep WORKLOAD --threads 1..K\n"
+                "       fut-bench [options] all\n"
+                "workloads:\n"
+                "  spawn N      N empty tasks from outside, then joined\n"
+                "  fib N        a task per call, awaited by the parent\n"
+                "  map N W      N CPU tasks of W xorshift rounds (speed-up "
+                "against the serial loop)\n"
+                "  for N        a parallel reduce over N terms\n"
+                "  chain N      N continuations, one after another\n"
+                "  sleep N MS   N concurrent timers (lateness p50/p99)\n"
+                "  all          each of them at its default size\n"
+                "options:\n"
+                "  --threads N  pool size (default: the CPUs you may use); "
+                "1..K for sweep\n"
+                "  --runs R     timed runs per measurement, median taken "
+                "(default 5)\n"
+                "  --peers A,B  only these runtimes (built in: ");
+    for (int i = 0; i < NPEERS; i++)
+        fprintf(to, "%s%s", i ? ", " : "", peers[i]->name);
+    fprintf(to,
+            ")\n"
+            "  --csv FILE   sweep: where the CSV goes (sweep.csv)\n"
+            "  --plot FILE  sweep: draw FILE (.svg or .png) with gnuplot\n");
+}
+
+static const workload defaults[] = {
+    {"spawn", 200000, 0}, {"fib", 25, 0},        {"map", 20000, 20000},
+    {"for", 50000000, 0}, {"chain", 1000000, 0}, {"sleep", 10000, 50},
+};
+
+static int parse_workload(int argc, char **argv, int i, workload *w)
+{
+    if (i >= argc)
+        return -1;
+    for (size_t k = 0; k < sizeof(defaults) / sizeof(defaults[0]); k++) {
+        if (strcmp(argv[i], defaults[k].name))
+            continue;
+        *w = defaults[k];
+        bool two = !strcmp(w->name, "map") || !strcmp(w->name, "sleep");
+        if (i + 1 < argc && argv[i + 1][0] != '-')
+            w->a = atol(argv[++i]);
+        if (two && i + 1 < argc && argv[i + 1][0] != '-')
+            w->b = atol(argv[++i]);
+        return w->a > 0 && (!two || w->b >= 0) ? i + 1 : -1;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.threads = 0, .runs = 5};
+    size_t max_threads = 0;
+    bool do_sweep = false, do_all = false;
+    workload w = {0};
+    bool have_workload = false;
+    for (int i = 1; i < argc;) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--threads") && next) {
+            const char *dots = strstr(next, "..");
+            o.threads = strtoul(dots ? dots + 2 : next, NULL, 10);
+            max_threads = o.threads;
+            i += 2;
+        } else if (!strcmp(a, "--runs") && next) {
+            o.runs = atoi(next);
+            i += 2;
+        } else if (!strcmp(a, "--peers") && next) {
+            o.only = next;
+            i += 2;
+        } else if (!strcmp(a, "--csv") && next) {
+            o.csv = next;
+            i += 2;
+        } else if (!strcmp(a, "--plot") && next) {
+            o.plot = next;
+            i += 2;
+        } else if (!strcmp(a, "sweep")) {
+            do_sweep = true;
+            i++;
+        } else if (!strcmp(a, "all")) {
+            do_all = true;
+            i++;
+        } else if (!have_workload &&
+                   (i = parse_workload(argc, argv, i, &w)) > 0) {
+            have_workload = true;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.runs < 1 || (!have_workload && !do_all) || (do_sweep && do_all)) {
+        usage(stderr);
+        return 2;
+    }
+    if (o.threads == 0) {
+        fut_pool *probe;
+        if (fut_pool_create(&probe, NULL) == 0) {
+            o.threads = fut_pool_threads(probe);
+            fut_pool_destroy(probe);
+        }
+        max_threads = o.threads;
+    }
+    if (do_sweep)
+        return sweep(&w, max_threads, &o);
+    table_head(&o);
+    bool ok = true;
+    if (do_all)
+        for (size_t k = 0; k < sizeof(defaults) / sizeof(defaults[0]); k++)
+            ok &= compare(&defaults[k], &o);
+    else
+        ok = compare(&w, &o);
+    return ok ? 0 : 1;
+}

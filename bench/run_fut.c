@@ -1,0 +1,292 @@
+/*
+ * fut's side of the benchmark: every workload with a future per task
+ * ("fut"), and the fork-join ones with groups ("fut-group").
+ */
+#include "bench.h"
+
+#include <fut/fut.h>
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+static fut_pool *pool;
+
+static int fut_setup(size_t threads)
+{
+    fut_pool_config cfg = {.threads = threads, .name = "bench"};
+    return fut_pool_create(&pool, &cfg);
+}
+
+static void fut_teardown(void)
+{
+    fut_pool_destroy(pool);
+    pool = NULL;
+}
+
+/* ---- spawn -------------------------------------------------------------- */
+
+static int one(void *arg, void **value)
+{
+    (void)arg;
+    *value = (void *)1;
+    return 0;
+}
+
+static double fut_spawn_n(long n, uint64_t *sum)
+{
+    fut_future **fs = malloc((size_t)n * sizeof(*fs));
+    double t0 = bench_now();
+    for (long i = 0; i < n; i++)
+        fs[i] = fut_spawn(pool, one, NULL);
+    uint64_t s = 0;
+    for (long i = 0; i < n; i++) {
+        void *v;
+        fut_await(fs[i], &v);
+        fut_release(fs[i]);
+        s += (uintptr_t)v;
+    }
+    double t = bench_now() - t0;
+    free(fs);
+    *sum = s;
+    return t;
+}
+
+static atomic_uint_fast64_t counter;
+
+static int count_one(void *arg, void **value)
+{
+    (void)arg;
+    (void)value;
+    atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    return 0;
+}
+
+static double group_spawn_n(long n, uint64_t *sum)
+{
+    fut_group *g;
+    atomic_store(&counter, 0);
+    double t0 = bench_now();
+    fut_group_create(pool, &g);
+    for (long i = 0; i < n; i++)
+        fut_group_spawn(g, count_one, NULL);
+    fut_group_destroy(g);
+    double t = bench_now() - t0;
+    *sum = atomic_load(&counter);
+    return t;
+}
+
+/* ---- fib ---------------------------------------------------------------- */
+
+static int fib_task(void *arg, void **value)
+{
+    long n = (long)(intptr_t)arg;
+    if (n < 2) {
+        *value = (void *)(intptr_t)n;
+        return 0;
+    }
+    fut_future *a = fut_spawn(pool, fib_task, (void *)(intptr_t)(n - 1));
+    fut_future *b = fut_spawn(pool, fib_task, (void *)(intptr_t)(n - 2));
+    void *va, *vb;
+    fut_await(b, &vb); /* the newest first: it is on top of our deque */
+    fut_await(a, &va);
+    fut_release(a);
+    fut_release(b);
+    *value = (void *)((uintptr_t)va + (uintptr_t)vb);
+    return 0;
+}
+
+static double fut_fib(long n, uint64_t *sum)
+{
+    double t0 = bench_now();
+    fut_future *f = fut_spawn(pool, fib_task, (void *)(intptr_t)n);
+    void *v;
+    fut_await(f, &v);
+    double t = bench_now() - t0;
+    fut_release(f);
+    *sum = (uintptr_t)v;
+    return t;
+}
+
+struct fib_frame {
+    long n;
+    uint64_t result;
+};
+
+static int fib_group_task(void *arg, void **value)
+{
+    (void)value;
+    struct fib_frame *f = arg;
+    if (f->n < 2) {
+        f->result = (uint64_t)f->n;
+        return 0;
+    }
+    struct fib_frame a = {f->n - 1, 0}, b = {f->n - 2, 0};
+    fut_group *g;
+    fut_group_create(pool, &g);
+    fut_group_spawn(g, fib_group_task, &a);
+    fut_group_spawn(g, fib_group_task, &b);
+    fut_group_destroy(g);
+    f->result = a.result + b.result;
+    return 0;
+}
+
+static double group_fib(long n, uint64_t *sum)
+{
+    struct fib_frame root = {n, 0};
+    double t0 = bench_now();
+    fut_future *f = fut_spawn(pool, fib_group_task, &root);
+    fut_await(f, NULL);
+    double t = bench_now() - t0;
+    fut_release(f);
+    *sum = root.result;
+    return t;
+}
+
+/* ---- map ---------------------------------------------------------------- */
+
+static long map_w;
+
+static int map_task(void *arg, void **value)
+{
+    *value = (void *)(uintptr_t)bench_work((uintptr_t)arg, map_w);
+    return 0;
+}
+
+static double fut_map(long n, long w, uint64_t *sum)
+{
+    map_w = w;
+    fut_future **fs = malloc((size_t)n * sizeof(*fs));
+    double t0 = bench_now();
+    for (long i = 0; i < n; i++)
+        fs[i] = fut_spawn(pool, map_task, (void *)(uintptr_t)i);
+    uint64_t s = 0;
+    for (long i = 0; i < n; i++) {
+        void *v;
+        fut_await(fs[i], &v);
+        fut_release(fs[i]);
+        s += (uintptr_t)v;
+    }
+    double t = bench_now() - t0;
+    free(fs);
+    *sum = s;
+    return t;
+}
+
+/* ---- for ---------------------------------------------------------------- */
+
+static atomic_uint_fast64_t reduce_sum;
+
+static int reduce_range(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    uint64_t s = 0;
+    for (size_t i = lo; i < hi; i++)
+        s += bench_term(i);
+    atomic_fetch_add_explicit(&reduce_sum, s, memory_order_relaxed);
+    return 0;
+}
+
+static double fut_pfor(long n, uint64_t *sum)
+{
+    atomic_store(&reduce_sum, 0);
+    size_t grain = (size_t)n / (fut_pool_threads(pool) * 16) + 1;
+    double t0 = bench_now();
+    fut_parallel_for(pool, 0, (size_t)n, grain, reduce_range, NULL);
+    double t = bench_now() - t0;
+    *sum = atomic_load(&reduce_sum);
+    return t;
+}
+
+/* ---- chain -------------------------------------------------------------- */
+
+static int add_one(void *arg, void *input, void **value)
+{
+    (void)arg;
+    *value = (void *)((uintptr_t)input + 1);
+    return 0;
+}
+
+static double fut_chain(long n, uint64_t *sum)
+{
+    fut_promise *p;
+    fut_future *f;
+    double t0 = bench_now();
+    fut_promise_create(pool, &p, &f);
+    for (long i = 0; i < n; i++)
+        f = fut_then(f, add_one, NULL);
+    fut_promise_resolve(p, NULL);
+    void *v;
+    fut_await(f, &v);
+    double t = bench_now() - t0;
+    fut_release(f);
+    *sum = (uintptr_t)v;
+    return t;
+}
+
+/* ---- sleep -------------------------------------------------------------- */
+
+static double *born, *late;
+
+static int mark_late(void *arg, void *input, void **value)
+{
+    (void)input;
+    (void)value;
+    late[(uintptr_t)arg] = bench_now();
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double fut_sleep_n(long n, long ms, uint64_t *sum, double *p50,
+                          double *p99)
+{
+    fut_future **fs = malloc((size_t)n * sizeof(*fs));
+    born = malloc((size_t)n * sizeof(*born));
+    late = malloc((size_t)n * sizeof(*late));
+    double t0 = bench_now();
+    for (long i = 0; i < n; i++) {
+        born[i] = bench_now();
+        fs[i] = fut_then(fut_sleep(pool, (uint64_t)ms), mark_late,
+                         (void *)(uintptr_t)i);
+    }
+    uint64_t ok = 0;
+    for (long i = 0; i < n; i++) {
+        ok += fut_await(fs[i], NULL) == 0;
+        fut_release(fs[i]);
+    }
+    double t = bench_now() - t0;
+    for (long i = 0; i < n; i++)
+        late[i] -= born[i] + (double)ms / 1e3;
+    qsort(late, (size_t)n, sizeof(*late), cmp_double);
+    *p50 = late[n / 2];
+    *p99 = late[n * 99 / 100];
+    free(fs);
+    free(born);
+    free(late);
+    *sum = ok;
+    return t;
+}
+
+const bench_peer bench_fut = {
+    .name = "fut",
+    .setup = fut_setup,
+    .teardown = fut_teardown,
+    .spawn = fut_spawn_n,
+    .fib = fut_fib,
+    .map = fut_map,
+    .pfor = fut_pfor,
+    .chain = fut_chain,
+    .sleep = fut_sleep_n,
+};
+
+const bench_peer bench_fut_group = {
+    .name = "fut-group",
+    .setup = fut_setup,
+    .teardown = fut_teardown,
+    .spawn = group_spawn_n,
+    .fib = group_fib,
+};
