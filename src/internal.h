@@ -90,9 +90,9 @@ struct fut_future {
 typedef struct fut_waiter {
     pthread_mutex_t *lock;
     pthread_cond_t *cv;
-    fut_worker *worker; /* non-NULL when the waiter helps its pool */
-    size_t fired;
-    size_t want; /* wake when fired >= want */
+    fut_worker *worker;  /* non-NULL when the waiter helps its pool */
+    atomic_size_t fired; /* written under *lock; read without it too */
+    size_t want;         /* wake when fired >= want; the waiter's own */
 } fut_waiter;
 
 /* One thread's trace buffer (trace.c); written only by that thread. */
@@ -117,7 +117,8 @@ struct fut_worker {
     bool parked;           /* on the idle list: pool->lock            */
     fut_worker *idle_next; /* pool->lock                              */
     fut_worker *idle_prev; /* pool->lock                              */
-    fut_list deque;        /* own units, newest at head: pool->lock   */
+    pthread_mutex_t qlock; /* guards deque; taken after pool->lock    */
+    fut_list deque;        /* own units, newest at head: qlock        */
     fut_trace_lane trace;  /* this worker's own                       */
 };
 
@@ -127,12 +128,20 @@ struct fut_pool {
     pthread_cond_t quiet_cv; /* destroy waits for active == 0           */
     fut_worker *workers;
     size_t threads;
-    fut_list inject;            /* units from outside threads: lock        */
-    fut_list pending;           /* continuations waiting on input: lock    */
-    fut_worker *idle;           /* parked workers, idle ones first: lock   */
-    fut_worker *idle_tail;      /* the last; waiting (helping) ones last   */
-    size_t active;              /* units queued or running: lock           */
-    bool closing, closed, stop; /* lock                                  */
+    pthread_mutex_t inject_lock; /* guards inject; taken after lock       */
+    fut_list inject;       /* units from outside threads: inject_lock     */
+    fut_list pending;      /* continuations waiting on input: lock        */
+    fut_worker *idle;      /* parked workers, idle ones first: lock       */
+    fut_worker *idle_tail; /* the last; waiting (helping) ones last       */
+    /* Scheduling words, read without the lock; see pool.c for the two
+     * store-then-load handshakes (seq_cst) they take part in. */
+    atomic_long ready;     /* units in the queues (may dip below 0)    */
+    atomic_int idle_count; /* workers on the idle list; written under
+                              lock                                     */
+    atomic_size_t active;  /* units admitted and not yet finished      */
+    atomic_bool closing;   /* destroy has begun                        */
+    atomic_bool closed;    /* destroy saw no work left; under lock     */
+    bool stop;             /* workers exit: lock                       */
     /* Timers (timer.c): a min-heap of deadlines, fired by their thread. */
     fut_future **heap;         /* lock                                      */
     size_t heap_len, heap_cap; /* lock                                   */

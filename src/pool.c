@@ -100,6 +100,7 @@ static void idle_remove(fut_pool *pool, fut_worker *w)
     else
         pool->idle_tail = w->idle_prev;
     w->parked = false;
+    atomic_fetch_sub(&pool->idle_count, 1);
 }
 
 /* A worker with nothing to do goes first in line for the next unit; one
@@ -126,6 +127,7 @@ static void idle_add(fut_pool *pool, fut_worker *w, bool waiting)
             pool->idle_tail = w;
         pool->idle = w;
     }
+    atomic_fetch_add(&pool->idle_count, 1); /* seq_cst: see enqueue */
 }
 
 static void wake_one(fut_pool *pool)
@@ -138,13 +140,17 @@ static void wake_one(fut_pool *pool)
 }
 
 /* Parks self until a spawn picks it, the pool stops, the waiter (if any)
- * has what it wants, or the deadline passes (ETIMEDOUT). */
+ * has what it wants, or the deadline passes (ETIMEDOUT). Returns at once
+ * when work is queued: the check follows the idle_count increment, so a
+ * unit queued concurrently is either seen here or its spawner sees this
+ * worker idle and wakes it. */
 static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
                 const struct timespec *deadline)
 {
     int rc = 0;
     idle_add(pool, self, wt != NULL);
-    while (self->parked && !pool->stop && !(wt && wt->fired >= wt->want)) {
+    while (self->parked && !pool->stop && atomic_load(&pool->ready) <= 0 &&
+           !(wt && atomic_load(&wt->fired) >= wt->want)) {
         if (!deadline)
             pthread_cond_wait(&self->cv, &pool->lock);
         else if (pthread_cond_timedwait(&self->cv, &pool->lock, deadline) ==
@@ -158,56 +164,77 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
     return rc;
 }
 
-/* ---- Queues (pool->lock) ----------------------------------------------- */
+/* ---- Queues ------------------------------------------------------------- */
 
-/* Queues f, already counted in the queued stat by the caller: before f
- * became cancellable, so that a cancel never counts it out first. */
+/* Queues an admitted unit f (counted in the queued stat by the caller,
+ * before f became cancellable, so that a cancel never counts it out first)
+ * and wakes an idle worker if there is one. No lock held.
+ *
+ * The handshake with park(): this side stores to ready, then loads
+ * idle_count; park() stores to idle_count, then loads ready; all seq_cst.
+ * In any interleaving one side sees the other's store. */
 static void enqueue(fut_pool *pool, fut_future *f)
 {
     fut_worker *w = fut__tl_worker;
-    pool->active++;
-    if (w && w->pool == pool)
+    if (w && w->pool == pool) {
+        pthread_mutex_lock(&w->qlock);
         list_push_front(&w->deque, f);
-    else
+        pthread_mutex_unlock(&w->qlock);
+    } else {
+        pthread_mutex_lock(&pool->inject_lock);
         list_push_back(&pool->inject, f);
-    wake_one(pool);
+        pthread_mutex_unlock(&pool->inject_lock);
+    }
+    atomic_fetch_add(&pool->ready, 1);
+    if (atomic_load(&pool->idle_count) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        wake_one(pool);
+        pthread_mutex_unlock(&pool->lock);
+    }
 }
 
-static fut_future *dequeue(fut_pool *pool, fut_worker *self)
+static fut_future *pop_locked(pthread_mutex_t *lock, fut_list *l, bool back)
 {
-    fut_future *f = list_pop_front(&self->deque);
-    if (!f)
-        f = list_pop_front(&pool->inject);
-    for (size_t i = 1; !f && i < pool->threads; i++) {
-        fut_worker *victim = &pool->workers[(self->index + i) % pool->threads];
-        f = list_pop_back(&victim->deque);
-        if (f)
-            atomic_fetch_add_explicit(&pool->stolen, 1, memory_order_relaxed);
-    }
+    pthread_mutex_lock(lock);
+    fut_future *f = back ? list_pop_back(l) : list_pop_front(l);
+    pthread_mutex_unlock(lock);
     return f;
 }
 
-static bool has_work(const fut_pool *pool)
+/* Takes a unit: own deque newest first, then the injection queue, then
+ * the oldest unit of another worker. A worker first reserves one unit of
+ * `ready` (never below 0); as ready is raised only after a push, a
+ * reservation means a unit sits in some queue for it, and only reserved
+ * workers pop, so the search ends. No lock held. */
+static fut_future *dequeue(fut_pool *pool, fut_worker *self)
 {
-    if (pool->inject.head)
-        return true;
-    for (size_t i = 0; i < pool->threads; i++)
-        if (pool->workers[i].deque.head)
-            return true;
-    return false;
+    long r = atomic_load(&pool->ready);
+    do {
+        if (r <= 0)
+            return NULL;
+    } while (!atomic_compare_exchange_weak(&pool->ready, &r, r - 1));
+    for (;;) {
+        fut_future *f = pop_locked(&self->qlock, &self->deque, false);
+        if (!f)
+            f = pop_locked(&pool->inject_lock, &pool->inject, false);
+        for (size_t i = 1; !f && i < pool->threads; i++) {
+            fut_worker *v = &pool->workers[(self->index + i) % pool->threads];
+            f = pop_locked(&v->qlock, &v->deque, true);
+            if (f)
+                atomic_fetch_add_explicit(&pool->stolen, 1,
+                                          memory_order_relaxed);
+        }
+        if (f)
+            return f;
+    }
 }
 
-/* Runs a dequeued unit with the lock dropped. */
-static void run_unit(fut_pool *pool, fut_future *f)
-{
-    pthread_mutex_unlock(&pool->lock);
-    fut__run(f);
-    pthread_mutex_lock(&pool->lock);
-    pool->active--;
-    fut__pool_check_quiet(pool);
-}
-
-/* ---- Entry points for futures ------------------------------------------ */
+/* ---- Admission and shutdown ---------------------------------------------
+ *
+ * The handshake with destroy: a unit is admitted by storing to active and
+ * then loading closing; destroy stores closing and then loads active (under
+ * the lock, waiting on quiet_cv while it is not 0). So either the unit is
+ * refused, or destroy waits for it. */
 
 static bool own_worker(const fut_pool *pool)
 {
@@ -216,82 +243,111 @@ static bool own_worker(const fut_pool *pool)
 
 bool fut__pool_refuses(const fut_pool *pool)
 {
-    return pool->closed || (pool->closing && !own_worker(pool));
+    return atomic_load(&pool->closed) ||
+           (atomic_load(&pool->closing) && !own_worker(pool));
 }
 
 bool fut__pool_accepts(fut_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    bool accepts = !fut__pool_refuses(pool);
-    pthread_mutex_unlock(&pool->lock);
-    return accepts;
+    return !fut__pool_refuses(pool);
 }
 
+/* pool->lock held. */
 void fut__pool_check_quiet(fut_pool *pool)
 {
-    if (pool->closing && pool->active == 0 && pool->timers == 0)
+    if (atomic_load(&pool->closing) && atomic_load(&pool->active) == 0 &&
+        pool->timers == 0)
         pthread_cond_broadcast(&pool->quiet_cv);
 }
 
-int fut__pool_submit(fut_pool *pool, fut_future *f)
+/* One admitted unit is finished (run, dropped or refused after all). */
+static void unit_done(fut_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    bool refused = fut__pool_refuses(pool);
-    if (!refused) {
-        if (!f->quiet) {
-            atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
-        }
-        enqueue(pool, f);
+    if (atomic_fetch_sub(&pool->active, 1) == 1 &&
+        atomic_load(&pool->closing)) {
+        pthread_mutex_lock(&pool->lock);
+        fut__pool_check_quiet(pool);
+        pthread_mutex_unlock(&pool->lock);
     }
-    pthread_mutex_unlock(&pool->lock);
-    return refused ? ESHUTDOWN : 0;
 }
 
-/* Admits a continuation and counts it active until fut__pool_attached:
- * destroy must not close the pool while c is between admission and its
- * listener (its input may complete in that window, and c must run). */
+static bool admit(fut_pool *pool)
+{
+    atomic_fetch_add(&pool->active, 1);
+    if (fut__pool_refuses(pool)) {
+        unit_done(pool);
+        return false;
+    }
+    return true;
+}
+
+/* Runs a dequeued unit. No lock held. */
+static void run_unit(fut_pool *pool, fut_future *f)
+{
+    fut__run(f);
+    unit_done(pool);
+}
+
+/* ---- Entry points for futures ------------------------------------------ */
+
+int fut__pool_submit(fut_pool *pool, fut_future *f)
+{
+    if (!admit(pool))
+        return ESHUTDOWN;
+    if (!f->quiet) {
+        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+    }
+    enqueue(pool, f);
+    return 0;
+}
+
+/* Admits a continuation and keeps it counted active until
+ * fut__pool_attached: destroy must not close the pool while c is between
+ * admission and its listener (its input may complete in that window, and
+ * c must run). */
 int fut__pool_admit_then(fut_pool *pool, fut_future *c)
 {
+    if (!admit(pool))
+        return ESHUTDOWN;
+    atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
-    bool refused = fut__pool_refuses(pool);
-    if (!refused) {
-        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
-        list_push_back(&pool->pending, c);
-        c->on_pending = true;
-        pool->active++;
-    }
+    list_push_back(&pool->pending, c);
+    c->on_pending = true;
     pthread_mutex_unlock(&pool->lock);
-    return refused ? ESHUTDOWN : 0;
+    return 0;
 }
 
 void fut__pool_attached(fut_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    pool->active--;
-    fut__pool_check_quiet(pool);
-    pthread_mutex_unlock(&pool->lock);
+    unit_done(pool);
 }
 
 bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed)
 {
-    bool queued = false;
+    bool counted = false, queued = false;
     pthread_mutex_lock(&pool->lock);
     if (c->on_pending) {
         list_unlink(&pool->pending, c);
         c->on_pending = false;
     }
-    if (!input_failed && !pool->closed) {
-        int waiting = PHASE_WAITING;
+    if (!input_failed && !atomic_load(&pool->closed)) {
+        /* Counted active under the lock that destroy takes to set closed:
+         * it cannot close the pool until c has run. */
+        atomic_fetch_add(&pool->active, 1);
         atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+        int waiting = PHASE_WAITING;
+        counted = true;
         queued =
             atomic_compare_exchange_strong(&c->phase, &waiting, PHASE_QUEUED);
-        if (queued)
-            enqueue(pool, c);
-        else /* cancelled: it never was queued */
-            atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pool->lock);
+    if (queued) {
+        enqueue(pool, c);
+    } else if (counted) { /* cancelled meanwhile: it never was queued */
+        atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
+        unit_done(pool);
+    }
     return queued;
 }
 
@@ -332,20 +388,18 @@ void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker)
     w->lock = &worker->pool->lock;
     w->cv = &worker->cv;
     w->worker = worker;
-    w->fired = 0;
+    atomic_init(&w->fired, 0);
     w->want = 1;
 }
 
 void fut__waiter_notify(fut_waiter *w)
 {
     pthread_mutex_lock(w->lock);
-    w->fired++;
+    atomic_fetch_add(&w->fired, 1);
     pthread_cond_signal(w->cv);
     pthread_mutex_unlock(w->lock); /* w may be gone from here on */
 }
 
-/* A worker waits: it runs its pool's units while the waiter lacks what it
- * wants, and parks when there are none. */
 static bool past(const struct timespec *deadline)
 {
     struct timespec now;
@@ -354,50 +408,62 @@ static bool past(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
+static bool satisfied(const fut_waiter *w)
+{
+    return atomic_load(&w->fired) >= w->want;
+}
+
+/* A worker waits: it runs its pool's units while the waiter lacks what it
+ * wants, and parks when there are none (help == false: it only parks,
+ * for fires that are on their way). No lock held. */
 static int worker_wait(fut_waiter *w, const struct timespec *deadline,
                        bool help)
 {
     fut_worker *self = w->worker;
     fut_pool *pool = self->pool;
     int rc = 0;
-    while (w->fired < w->want && rc == 0) {
+    while (!satisfied(w) && rc == 0) {
         if (deadline && past(deadline)) {
             rc = ETIMEDOUT; /* stop helping once the time is up */
             break;
         }
         fut_future *f = help ? dequeue(pool, self) : NULL;
-        if (f)
+        if (f) {
             run_unit(pool, f);
-        else if (help)
+            continue;
+        }
+        pthread_mutex_lock(&pool->lock);
+        if (help)
             rc = park(pool, self, w, deadline);
         else
-            pthread_cond_wait(&self->cv, &pool->lock);
+            while (!satisfied(w))
+                pthread_cond_wait(&self->cv, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
     }
     /* A spawn may have picked this worker just as it stopped waiting:
      * hand that wakeup on rather than let the unit sit. */
-    if (has_work(pool))
+    if (atomic_load(&pool->ready) > 0 && atomic_load(&pool->idle_count) > 0) {
+        pthread_mutex_lock(&pool->lock);
         wake_one(pool);
-    return w->fired >= w->want ? 0 : rc;
+        pthread_mutex_unlock(&pool->lock);
+    }
+    return satisfied(w) ? 0 : rc;
 }
 
 int fut__waiter_block(fut_waiter *w, const struct timespec *deadline, bool help)
 {
+    if (w->worker)
+        return worker_wait(w, deadline, help);
     int rc = 0;
     pthread_mutex_lock(w->lock);
-    if (w->worker) {
-        rc = worker_wait(w, deadline, help);
-    } else {
-        while (w->fired < w->want && rc == 0) {
-            if (deadline)
-                rc = pthread_cond_timedwait(w->cv, w->lock, deadline);
-            else
-                pthread_cond_wait(w->cv, w->lock);
-        }
-        if (w->fired >= w->want)
-            rc = 0;
+    while (!satisfied(w) && rc == 0) {
+        if (deadline)
+            rc = pthread_cond_timedwait(w->cv, w->lock, deadline);
+        else
+            pthread_cond_wait(w->cv, w->lock);
     }
     pthread_mutex_unlock(w->lock);
-    return rc;
+    return satisfied(w) ? 0 : rc;
 }
 
 /* ---- Workers ----------------------------------------------------------- */
@@ -415,17 +481,20 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     fut__tl_worker = self;
 
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
         fut_future *f = dequeue(pool, self);
-        if (f)
+        if (f) {
             run_unit(pool, f);
-        else if (pool->stop)
-            break;
-        else
+            continue;
+        }
+        pthread_mutex_lock(&pool->lock);
+        bool stop = pool->stop && atomic_load(&pool->ready) <= 0;
+        if (!stop)
             park(pool, self, NULL, NULL);
+        pthread_mutex_unlock(&pool->lock);
+        if (stop)
+            break;
     }
-    pthread_mutex_unlock(&pool->lock);
     fut__tl_worker = NULL;
     return NULL;
 }
@@ -437,15 +506,33 @@ void fut__pool_retain(fut_pool *pool)
     atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
 }
 
-static void pool_free(fut_pool *pool, size_t cvs)
+/* Frees a pool whose first `workers` workers were initialised. */
+static void pool_free(fut_pool *pool, size_t workers)
 {
-    for (size_t i = 0; i < cvs; i++)
+    for (size_t i = 0; i < workers; i++) {
         pthread_cond_destroy(&pool->workers[i].cv);
+        pthread_mutex_destroy(&pool->workers[i].qlock);
+    }
     pthread_cond_destroy(&pool->quiet_cv);
+    pthread_mutex_destroy(&pool->inject_lock);
     pthread_mutex_destroy(&pool->lock);
     free(pool->trace_path);
     free(pool->workers);
     free(pool);
+}
+
+static int worker_init(fut_pool *pool, size_t index)
+{
+    fut_worker *w = &pool->workers[index];
+    int rc = fut__cond_init_monotonic(&w->cv);
+    if (rc)
+        return rc;
+    rc = pthread_mutex_init(&w->qlock, NULL);
+    if (rc)
+        pthread_cond_destroy(&w->cv);
+    w->pool = pool;
+    w->index = index;
+    return rc;
 }
 
 void fut__pool_release(fut_pool *pool)
@@ -499,7 +586,7 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
         config && config->trace_path ? config->trace_path : getenv("FUT_TRACE");
 
     int rc = ENOMEM;
-    size_t cvs = 0;
+    size_t inited = 0;
     fut_pool *pool = calloc(1, sizeof(*pool));
     if (!pool)
         return ENOMEM;
@@ -511,22 +598,28 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     rc = pthread_mutex_init(&pool->lock, NULL);
     if (rc)
         goto free_workers;
-    rc = pthread_cond_init(&pool->quiet_cv, NULL);
+    rc = pthread_mutex_init(&pool->inject_lock, NULL);
     if (rc)
         goto destroy_lock;
-    for (; cvs < threads; cvs++) {
-        rc = fut__cond_init_monotonic(&pool->workers[cvs].cv);
+    rc = pthread_cond_init(&pool->quiet_cv, NULL);
+    if (rc)
+        goto destroy_inject_lock;
+    for (; inited < threads; inited++) {
+        rc = worker_init(pool, inited);
         if (rc)
-            goto destroy_cvs;
-        pool->workers[cvs].pool = pool;
-        pool->workers[cvs].index = cvs;
+            goto free_all;
     }
     atomic_init(&pool->refs, 1);
+    atomic_init(&pool->ready, 0);
+    atomic_init(&pool->idle_count, 0);
+    atomic_init(&pool->active, 0);
+    atomic_init(&pool->closing, false);
+    atomic_init(&pool->closed, false);
     pool->threads = threads;
     snprintf(pool->name, sizeof(pool->name), "%s", name);
     rc = fut__timer_start(pool);
     if (rc)
-        goto destroy_cvs;
+        goto free_all;
     rc = start_workers(pool);
     if (rc)
         goto stop_timer;
@@ -535,10 +628,11 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
 
 stop_timer:
     fut__timer_stop(pool);
-
-destroy_cvs:
-    pool_free(pool, cvs); /* also destroys the mutex and quiet_cv */
+free_all:
+    pool_free(pool, inited); /* also the pool's own mutexes and quiet_cv */
     return rc;
+destroy_inject_lock:
+    pthread_mutex_destroy(&pool->inject_lock);
 destroy_lock:
     pthread_mutex_destroy(&pool->lock);
 free_workers:
@@ -557,10 +651,10 @@ int fut_pool_destroy(fut_pool *pool)
         return EDEADLK;
 
     pthread_mutex_lock(&pool->lock);
-    pool->closing = true;
-    while (pool->active > 0 || pool->timers > 0)
+    atomic_store(&pool->closing, true); /* then load active: see admit() */
+    while (atomic_load(&pool->active) > 0 || pool->timers > 0)
         pthread_cond_wait(&pool->quiet_cv, &pool->lock);
-    pool->closed = true;
+    atomic_store(&pool->closed, true);
     /* Nothing can run any more: whatever still waits on an input is a
      * continuation of a promise nobody kept (yet). */
     fut_future *c;
