@@ -27,7 +27,7 @@
 #define STATIC_FUTURE(err)                                                     \
     {                                                                          \
         .refs = 1, .phase = PHASE_CLAIMED, .done = true, .kind = KIND_STATIC,  \
-        .error = (err), .lock = PTHREAD_MUTEX_INITIALIZER,                     \
+        .error = (err),                                                        \
     }
 
 static fut_future s_einval = STATIC_FUTURE(EINVAL);
@@ -35,6 +35,33 @@ static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
 static fut_future s_empty = STATIC_FUTURE(0);
 
 static _Thread_local fut_future *tl_current; /* the unit running here */
+
+/* A future's lock is one of a fixed set of mutexes, picked by address:
+ * no code path holds two future locks at once, so sharing cannot
+ * deadlock, and a future needs no mutex of its own. */
+#define LOCK_STRIPES 128
+#define STRIPE       PTHREAD_MUTEX_INITIALIZER
+#define STRIPES8     STRIPE, STRIPE, STRIPE, STRIPE, STRIPE, STRIPE, STRIPE, STRIPE
+static pthread_mutex_t stripes[LOCK_STRIPES] = {
+    STRIPES8, STRIPES8, STRIPES8, STRIPES8, STRIPES8, STRIPES8,
+    STRIPES8, STRIPES8, STRIPES8, STRIPES8, STRIPES8, STRIPES8,
+    STRIPES8, STRIPES8, STRIPES8, STRIPES8};
+
+static pthread_mutex_t *stripe(const fut_future *f)
+{
+    uintptr_t a = (uintptr_t)f;
+    return &stripes[(a >> 6 ^ a >> 13) % LOCK_STRIPES];
+}
+
+static void lock_future(const fut_future *f)
+{
+    pthread_mutex_lock(stripe(f));
+}
+
+static void unlock_future(const fut_future *f)
+{
+    pthread_mutex_unlock(stripe(f));
+}
 
 /* Futures whose listeners wait to fire on this thread. */
 static _Thread_local struct {
@@ -47,10 +74,6 @@ static fut_future *future_new(fut_pool *pool, enum fut_kind kind, size_t extra)
     fut_future *f = calloc(1, sizeof(*f) + extra);
     if (!f)
         return NULL;
-    if (pthread_mutex_init(&f->lock, NULL) != 0) {
-        free(f);
-        return NULL;
-    }
     atomic_init(&f->refs, 1);
     atomic_init(&f->phase, PHASE_WAITING);
     atomic_init(&f->done, false);
@@ -79,7 +102,6 @@ void fut_release(fut_future *f)
     fut_release(f->input); /* NULL unless a unit never got to drop it */
     if (f->pool)
         fut__pool_release(f->pool);
-    pthread_mutex_destroy(&f->lock);
     free(f);
 }
 
@@ -108,12 +130,12 @@ static void fire_all(fut_future *f)
 
 void fut__complete(fut_future *f, void *value, int error)
 {
-    pthread_mutex_lock(&f->lock);
+    lock_future(f);
     f->value = error ? NULL : value;
     f->error = error;
     atomic_store_explicit(&f->done, true, memory_order_release);
     bool any = f->listeners != NULL; /* now detached: ours alone */
-    pthread_mutex_unlock(&f->lock);
+    unlock_future(f);
     if (!any)
         return;
 
@@ -140,20 +162,20 @@ void fut__complete(fut_future *f, void *value, int error)
 
 bool fut__listen(fut_future *f, fut_listener *l)
 {
-    pthread_mutex_lock(&f->lock);
+    lock_future(f);
     bool pending = !atomic_load_explicit(&f->done, memory_order_relaxed);
     if (pending) {
         l->next = f->listeners;
         f->listeners = l;
     }
-    pthread_mutex_unlock(&f->lock);
+    unlock_future(f);
     return pending;
 }
 
 bool fut__unlisten(fut_future *f, fut_listener *l)
 {
     bool found = false;
-    pthread_mutex_lock(&f->lock);
+    lock_future(f);
     if (!atomic_load_explicit(&f->done, memory_order_relaxed)) {
         for (fut_listener **p = &f->listeners; *p; p = &(*p)->next) {
             if (*p == l) {
@@ -163,25 +185,25 @@ bool fut__unlisten(fut_future *f, fut_listener *l)
             }
         }
     }
-    pthread_mutex_unlock(&f->lock);
+    unlock_future(f);
     return found;
 }
 
 /* Takes the continuation's input reference, if it still has one. */
 static fut_future *take_input(fut_future *f)
 {
-    pthread_mutex_lock(&f->lock);
+    lock_future(f);
     fut_future *in = f->input;
     f->input = NULL;
-    pthread_mutex_unlock(&f->lock);
+    unlock_future(f);
     return in;
 }
 
 static fut_future *borrow_input(fut_future *f)
 {
-    pthread_mutex_lock(&f->lock);
+    lock_future(f);
     fut_future *in = fut_retain(f->input);
-    pthread_mutex_unlock(&f->lock);
+    unlock_future(f);
     return in;
 }
 

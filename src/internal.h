@@ -47,41 +47,47 @@ enum fut_kind {
 
 struct fut_future {
     atomic_uint refs;
-    atomic_int phase;        /* enum fut_phase                            */
-    atomic_bool done;        /* release-set after value/error are written;
-                                acquire-read before reading them          */
-    atomic_bool cancel_req;  /* polled by fut_cancel_requested; relaxed:
-                                a hint, ordered by nothing else           */
-    unsigned char kind;      /* enum fut_kind, set at creation            */
-    bool orphan;             /* THEN made after its pool closed: gives
-                                ESHUTDOWN instead of running; set at
-                                creation                                  */
-    bool quiet;              /* TASK helping fut_parallel_for: not a unit
-                                of its own, left out of the stats; set at
-                                creation                                  */
-    bool on_pending;         /* THEN on its pool's pending list: pool lock */
-    int error;               /* written once before done                  */
-    void *value;             /* written once before done                  */
-    pthread_mutex_t lock;    /* guards listeners, input                   */
-    fut_listener *listeners; /* pending: who to tell; done: the detached
-                                list, owned by the completer             */
-    fut_future *defer_next;  /* completion trampoline link: its thread    */
-    fut_pool *pool;          /* holds a pool reference; NULL: no pool     */
-    /* The work, for TASK and THEN. */
+    atomic_int phase;          /* enum fut_phase                            */
+    atomic_bool done;          /* release-set after value/error are written;
+                                  acquire-read before reading them          */
+    atomic_bool cancel_req;    /* polled by fut_cancel_requested; relaxed:
+                                  a hint, ordered by nothing else           */
+    unsigned char kind;        /* enum fut_kind, set at creation            */
+    bool orphan;               /* THEN made after its pool closed: gives
+                                  ESHUTDOWN instead of running; set at
+                                  creation                                  */
+    bool quiet;                /* TASK helping fut_parallel_for: not a unit
+                                  of its own, left out of the stats; set at
+                                  creation                                  */
+    bool on_pending;           /* THEN on its pool's pending list: pool lock */
+    int error;                 /* written once before done                  */
+    void *value;               /* written once before done                  */
+    fut_listener *listeners;   /* pending: who to tell (the future's lock);
+                                  done: the detached list, owned by the
+                                  completer                                 */
+    fut_future *defer_next;    /* completion trampoline link: its thread    */
+    fut_pool *pool;            /* holds a pool reference; NULL: no pool     */
+    fut_future *input;         /* THEN, TIMEOUT: the consumed input; the
+                                  future's lock                             */
+    fut_listener node;         /* THEN, TIMEOUT: on input's listeners       */
+    fut_future *qnext, *qprev; /* queue or pending-list links: their lock */
     union {
-        fut_task_fn task;
-        fut_then_fn then;
-    } fn;
-    void *arg;
-    fut_group *group;          /* TASK: the group it is a child of       */
-    fut_future *input;         /* THEN: the consumed input; lock            */
-    fut_listener node;         /* THEN: registered on input's listeners     */
-    fut_future *qnext, *qprev; /* queue or pending-list links: pool lock */
-    uint64_t armed;            /* SLEEP, TIMEOUT: when added, for traces  */
-    uint64_t deadline;         /* SLEEP, TIMEOUT: CLOCK_MONOTONIC ns; set
-                                  before the timer is added                 */
-    size_t heap_index;         /* 1 + place in the timer heap, 0 when out of
-                                  it: pool lock                             */
+        struct { /* TASK and THEN: the work, set at creation */
+            union {
+                fut_task_fn task;
+                fut_then_fn then;
+            } fn;
+            void *arg;
+            fut_group *group; /* TASK: the group it is a child of */
+        };
+        struct {               /* SLEEP and TIMEOUT: the timer */
+            uint64_t armed;    /* when added, for traces */
+            uint64_t deadline; /* CLOCK_MONOTONIC ns; set before the
+                                  timer is added */
+            size_t heap_index; /* 1 + place in the timer heap, 0 when out
+                                  of it: pool lock */
+        };
+    };
 };
 
 /* A thread waiting for futures. fired counts the listeners that fired;
@@ -115,6 +121,7 @@ struct fut_worker {
     pthread_t thread;
     pthread_cond_t cv;     /* parked here; signalled under pool->lock */
     bool parked;           /* on the idle list: pool->lock            */
+    bool woken;            /* taken off it by wake_one: pool->lock    */
     fut_worker *idle_next; /* pool->lock                              */
     fut_worker *idle_prev; /* pool->lock                              */
     pthread_mutex_t qlock; /* guards deque; taken after pool->lock    */
@@ -135,9 +142,11 @@ struct fut_pool {
     fut_worker *idle_tail; /* the last; waiting (helping) ones last       */
     /* Scheduling words, read without the lock; see pool.c for the two
      * store-then-load handshakes (seq_cst) they take part in. */
-    atomic_long ready;     /* units in the queues (may dip below 0)    */
+    atomic_long ready;     /* units in the queues, not yet reserved    */
     atomic_int idle_count; /* workers on the idle list; written under
                               lock                                     */
+    atomic_int waking;     /* workers signalled by wake_one that have
+                              not resumed yet                          */
     atomic_size_t active;  /* units admitted and not yet finished      */
     atomic_bool closing;   /* destroy has begun                        */
     atomic_bool closed;    /* destroy saw no work left; under lock     */

@@ -135,7 +135,20 @@ static void wake_one(fut_pool *pool)
     fut_worker *w = pool->idle;
     if (w) {
         idle_remove(pool, w);
+        w->woken = true;
+        atomic_fetch_add(&pool->waking, 1);
         pthread_cond_signal(&w->cv);
+    }
+}
+
+/* Wakes a worker for queued work, unless one woken before has not resumed
+ * yet: that one will pass the wakeup on (see dequeue). No lock held. */
+static void wake_for_work(fut_pool *pool)
+{
+    if (atomic_load(&pool->idle_count) > 0 && atomic_load(&pool->waking) == 0) {
+        pthread_mutex_lock(&pool->lock);
+        wake_one(pool);
+        pthread_mutex_unlock(&pool->lock);
     }
 }
 
@@ -161,6 +174,10 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
     }
     if (self->parked)
         idle_remove(pool, self);
+    if (self->woken) { /* resumed: before this worker looks for work */
+        self->woken = false;
+        atomic_fetch_sub(&pool->waking, 1);
+    }
     return rc;
 }
 
@@ -186,11 +203,7 @@ static void enqueue(fut_pool *pool, fut_future *f)
         pthread_mutex_unlock(&pool->inject_lock);
     }
     atomic_fetch_add(&pool->ready, 1);
-    if (atomic_load(&pool->idle_count) > 0) {
-        pthread_mutex_lock(&pool->lock);
-        wake_one(pool);
-        pthread_mutex_unlock(&pool->lock);
-    }
+    wake_for_work(pool);
 }
 
 static fut_future *pop_locked(pthread_mutex_t *lock, fut_list *l, bool back)
@@ -224,8 +237,15 @@ static fut_future *dequeue(fut_pool *pool, fut_worker *self)
                 atomic_fetch_add_explicit(&pool->stolen, 1,
                                           memory_order_relaxed);
         }
-        if (f)
+        if (f) {
+            /* More queued and nobody on the way: bring a worker in. A
+             * spawner that skipped its wake because one was on the way
+             * stored to ready before that worker resumed, so this load,
+             * after the resume, sees it. */
+            if (atomic_load(&pool->ready) > 0)
+                wake_for_work(pool);
             return f;
+        }
     }
 }
 
@@ -442,11 +462,8 @@ static int worker_wait(fut_waiter *w, const struct timespec *deadline,
     }
     /* A spawn may have picked this worker just as it stopped waiting:
      * hand that wakeup on rather than let the unit sit. */
-    if (atomic_load(&pool->ready) > 0 && atomic_load(&pool->idle_count) > 0) {
-        pthread_mutex_lock(&pool->lock);
-        wake_one(pool);
-        pthread_mutex_unlock(&pool->lock);
-    }
+    if (atomic_load(&pool->ready) > 0)
+        wake_for_work(pool);
     return satisfied(w) ? 0 : rc;
 }
 
@@ -612,6 +629,7 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     atomic_init(&pool->refs, 1);
     atomic_init(&pool->ready, 0);
     atomic_init(&pool->idle_count, 0);
+    atomic_init(&pool->waking, 0);
     atomic_init(&pool->active, 0);
     atomic_init(&pool->closing, false);
     atomic_init(&pool->closed, false);
