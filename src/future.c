@@ -252,6 +252,13 @@ void fut__run(fut_future *f)
     fut__drop_task_ref(f);
 }
 
+/* Whether this thread is inside a unit's own code (not only completing
+ * one). */
+bool fut__in_unit(void)
+{
+    return tl_current != NULL;
+}
+
 bool fut_cancel_requested(void)
 {
     return tl_current &&
@@ -345,6 +352,8 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
         return c;
     }
     fut_pool *pool = f->pool; /* f may be gone once c is listening */
+    c->listed =
+        f->kind == KIND_PLAIN || f->kind == KIND_ALL || f->kind == KIND_TIMEOUT;
     c->orphan = fut__pool_admit_then(pool, c) != 0;
     if (!fut__listen(f, &c->node))
         then_fire(&c->node, f);

@@ -59,6 +59,10 @@ struct fut_future {
     bool quiet;                /* TASK helping fut_parallel_for: not a unit
                                   of its own, left out of the stats; set at
                                   creation                                  */
+    bool listed;               /* THEN whose input may never complete by
+                                  itself (a promise, fut_all, a timeout):
+                                  kept on the pool's pending list while it
+                                  waits; set at creation                    */
     bool on_pending;           /* THEN on its pool's pending list: pool lock */
     int error;                 /* written once before done                  */
     void *value;               /* written once before done                  */
@@ -71,6 +75,8 @@ struct fut_future {
                                   future's lock                             */
     fut_listener node;         /* THEN, TIMEOUT: on input's listeners       */
     fut_future *qnext, *qprev; /* queue or pending-list links: their lock */
+    fut_worker *deque_owner;   /* whose deque holds it, or NULL: that
+                                  deque's qlock                          */
     union {
         struct { /* TASK and THEN: the work, set at creation */
             union {
@@ -98,7 +104,8 @@ typedef struct fut_waiter {
     pthread_cond_t *cv;
     fut_worker *worker;  /* non-NULL when the waiter helps its pool */
     atomic_size_t fired; /* written under *lock; read without it too */
-    size_t want;         /* wake when fired >= want; the waiter's own */
+    atomic_size_t want;  /* wake when fired >= want; stored by the waiter
+                            before it takes *lock to check and sleep     */
 } fut_waiter;
 
 /* One thread's trace buffer (trace.c); written only by that thread. */
@@ -115,6 +122,23 @@ typedef struct fut_list {
     fut_future *head, *tail;
 } fut_list;
 
+/* The pool's counters, kept per worker and written only by that worker
+ * (a plain relaxed load and store, no locked instruction), plus one set
+ * shared by every other thread (atomic adds). fut_pool_stats_get sums
+ * them; queued may be negative in one set and is right in the sum. */
+enum fut_stat {
+    STAT_SPAWNED,
+    STAT_COMPLETED,
+    STAT_FAILED,
+    STAT_CANCELLED,
+    STAT_STOLEN,
+    STAT_QUEUED,
+    STAT_COUNT
+};
+typedef struct fut_counters {
+    _Alignas(64) atomic_llong n[STAT_COUNT];
+} fut_counters;
+
 struct fut_worker {
     fut_pool *pool;
     size_t index;
@@ -124,9 +148,13 @@ struct fut_worker {
     bool woken;            /* taken off it by wake_one: pool->lock    */
     fut_worker *idle_next; /* pool->lock                              */
     fut_worker *idle_prev; /* pool->lock                              */
+    fut_future *next;      /* a unit made ready by the completion of
+                              the one this worker just ran: taken
+                              first, never stolen; this worker's own  */
     pthread_mutex_t qlock; /* guards deque; taken after pool->lock    */
     fut_list deque;        /* own units, newest at head: qlock        */
     fut_trace_lane trace;  /* this worker's own                       */
+    fut_counters stats;    /* this worker's own                       */
 };
 
 struct fut_pool {
@@ -163,8 +191,8 @@ struct fut_pool {
     fut_trace_lane outside_trace; /* units run by helping outside threads:
                                      lock                                 */
     char name[16];
-    /* Counters: relaxed atomics, read as a snapshot by stats_get. */
-    atomic_uint_fast64_t spawned, completed, failed, cancelled, stolen, queued;
+    fut_counters outside_stats; /* counts of threads that are not its
+                                   workers                            */
 };
 
 /* future.c */
@@ -174,6 +202,7 @@ bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__drop_task_ref(fut_future *f);
 void fut__run(fut_future *f);
 void fut__then_cancel_pending(fut_future *c);
+bool fut__in_unit(void);
 
 int fut__spawn_child(fut_pool *pool, fut_task_fn fn, void *arg,
                      fut_group *group, bool quiet);
@@ -199,6 +228,7 @@ static inline fut_trace_lane *fut__trace_lane(const fut_pool *pool)
 }
 void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker);
 void fut__waiter_notify(fut_waiter *w);
+bool fut__run_own_child(fut_future *f);
 int fut__waiter_block(fut_waiter *w, const struct timespec *deadline,
                       bool help);
 void fut__stat_cancelled(fut_pool *pool);

@@ -87,6 +87,24 @@ static fut_future *list_pop_back(fut_list *l)
     return f;
 }
 
+static void run_unit(fut_pool *pool, fut_future *f);
+
+/* ---- Counters ------------------------------------------------------------ */
+
+static void stat_add(fut_pool *pool, enum fut_stat k, long long delta)
+{
+    fut_worker *w = fut__tl_worker;
+    if (w && w->pool == pool) { /* only this thread writes these */
+        atomic_llong *c = &w->stats.n[k];
+        atomic_store_explicit(
+            c, atomic_load_explicit(c, memory_order_relaxed) + delta,
+            memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&pool->outside_stats.n[k], delta,
+                                  memory_order_relaxed);
+    }
+}
+
 /* ---- Parking (pool->lock) ---------------------------------------------- */
 
 static void idle_remove(fut_pool *pool, fut_worker *w)
@@ -152,6 +170,11 @@ static void wake_for_work(fut_pool *pool)
     }
 }
 
+static bool satisfied(const fut_waiter *w)
+{
+    return atomic_load(&w->fired) >= atomic_load(&w->want);
+}
+
 /* Parks self until a spawn picks it, the pool stops, the waiter (if any)
  * has what it wants, or the deadline passes (ETIMEDOUT). Returns at once
  * when work is queued: the check follows the idle_count increment, so a
@@ -163,7 +186,7 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
     int rc = 0;
     idle_add(pool, self, wt != NULL);
     while (self->parked && !pool->stop && atomic_load(&pool->ready) <= 0 &&
-           !(wt && atomic_load(&wt->fired) >= wt->want)) {
+           !(wt && satisfied(wt))) {
         if (!deadline)
             pthread_cond_wait(&self->cv, &pool->lock);
         else if (pthread_cond_timedwait(&self->cv, &pool->lock, deadline) ==
@@ -193,9 +216,18 @@ static int park(fut_pool *pool, fut_worker *self, const fut_waiter *wt,
 static void enqueue(fut_pool *pool, fut_future *f)
 {
     fut_worker *w = fut__tl_worker;
+    if (w && w->pool == pool && !w->next && !fut__in_unit()) {
+        /* A continuation of what this worker just finished: run it next,
+         * here, without waking anyone (a chain stays on one worker). It
+         * is counted active, so destroy waits for it; outside a unit's
+         * code, nothing delays the worker's return to its loop. */
+        w->next = f;
+        return;
+    }
     if (w && w->pool == pool) {
         pthread_mutex_lock(&w->qlock);
         list_push_front(&w->deque, f);
+        f->deque_owner = w;
         pthread_mutex_unlock(&w->qlock);
     } else {
         pthread_mutex_lock(&pool->inject_lock);
@@ -210,8 +242,49 @@ static fut_future *pop_locked(pthread_mutex_t *lock, fut_list *l, bool back)
 {
     pthread_mutex_lock(lock);
     fut_future *f = back ? list_pop_back(l) : list_pop_front(l);
+    if (f)
+        f->deque_owner = NULL;
     pthread_mutex_unlock(lock);
     return f;
+}
+
+/* Reserves one unit of ready, if any is free. */
+static bool reserve(fut_pool *pool)
+{
+    long r = atomic_load(&pool->ready);
+    do {
+        if (r <= 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&pool->ready, &r, r - 1));
+    return true;
+}
+
+/* A worker about to wait for f, which it queued itself and nobody has
+ * taken yet: take it back and run it here, with no listener and no
+ * wakeup. Returns whether f ran (or was dropped, cancelled) here. */
+bool fut__run_own_child(fut_future *f)
+{
+    fut_worker *self = fut__tl_worker;
+    if (!self || f->pool != self->pool ||
+        atomic_load_explicit(&f->phase, memory_order_relaxed) != PHASE_QUEUED)
+        return false;
+    fut_pool *pool = self->pool;
+    if (!reserve(pool)) /* every queued unit is promised to a searcher */
+        return false;
+    pthread_mutex_lock(&self->qlock);
+    bool mine = f->deque_owner == self;
+    if (mine) {
+        list_unlink(&self->deque, f);
+        f->deque_owner = NULL;
+    }
+    pthread_mutex_unlock(&self->qlock);
+    if (!mine) { /* stolen meanwhile: give the reservation back */
+        atomic_fetch_add(&pool->ready, 1);
+        wake_for_work(pool);
+        return false;
+    }
+    run_unit(pool, f);
+    return true;
 }
 
 /* Takes a unit: own deque newest first, then the injection queue, then
@@ -221,11 +294,13 @@ static fut_future *pop_locked(pthread_mutex_t *lock, fut_list *l, bool back)
  * workers pop, so the search ends. No lock held. */
 static fut_future *dequeue(fut_pool *pool, fut_worker *self)
 {
-    long r = atomic_load(&pool->ready);
-    do {
-        if (r <= 0)
-            return NULL;
-    } while (!atomic_compare_exchange_weak(&pool->ready, &r, r - 1));
+    fut_future *next = self->next;
+    if (next) {
+        self->next = NULL;
+        return next;
+    }
+    if (!reserve(pool))
+        return NULL;
     for (;;) {
         fut_future *f = pop_locked(&self->qlock, &self->deque, false);
         if (!f)
@@ -234,8 +309,7 @@ static fut_future *dequeue(fut_pool *pool, fut_worker *self)
             fut_worker *v = &pool->workers[(self->index + i) % pool->threads];
             f = pop_locked(&v->qlock, &v->deque, true);
             if (f)
-                atomic_fetch_add_explicit(&pool->stolen, 1,
-                                          memory_order_relaxed);
+                stat_add(pool, STAT_STOLEN, 1);
         }
         if (f) {
             /* More queued and nobody on the way: bring a worker in. A
@@ -315,8 +389,8 @@ int fut__pool_submit(fut_pool *pool, fut_future *f)
     if (!admit(pool))
         return ESHUTDOWN;
     if (!f->quiet) {
-        atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
+        stat_add(pool, STAT_SPAWNED, 1);
+        stat_add(pool, STAT_QUEUED, 1);
     }
     enqueue(pool, f);
     return 0;
@@ -325,16 +399,19 @@ int fut__pool_submit(fut_pool *pool, fut_future *f)
 /* Admits a continuation and keeps it counted active until
  * fut__pool_attached: destroy must not close the pool while c is between
  * admission and its listener (its input may complete in that window, and
- * c must run). */
+ * c must run). A listed continuation goes on the pending list, for
+ * destroy to cancel if its input never completes. */
 int fut__pool_admit_then(fut_pool *pool, fut_future *c)
 {
     if (!admit(pool))
         return ESHUTDOWN;
-    atomic_fetch_add_explicit(&pool->spawned, 1, memory_order_relaxed);
-    pthread_mutex_lock(&pool->lock);
-    list_push_back(&pool->pending, c);
-    c->on_pending = true;
-    pthread_mutex_unlock(&pool->lock);
+    stat_add(pool, STAT_SPAWNED, 1);
+    if (c->listed) {
+        pthread_mutex_lock(&pool->lock);
+        list_push_back(&pool->pending, c);
+        c->on_pending = true;
+        pthread_mutex_unlock(&pool->lock);
+    }
     return 0;
 }
 
@@ -343,57 +420,67 @@ void fut__pool_attached(fut_pool *pool)
     unit_done(pool);
 }
 
+/* c's input has completed: queue c if it can still run. An unlisted c's
+ * input was a task, a continuation or a sleep of this pool, which
+ * completes either by failing (nothing to queue) or while its runner or
+ * timer keeps the pool from closing (active or timers above 0), so no
+ * lock is needed to count c in; a listed one's input may complete at any
+ * time, so it is counted in under the lock destroy takes to close. */
 bool fut__pool_then_ready(fut_pool *pool, fut_future *c, bool input_failed)
 {
-    bool counted = false, queued = false;
-    pthread_mutex_lock(&pool->lock);
-    if (c->on_pending) {
-        list_unlink(&pool->pending, c);
-        c->on_pending = false;
+    bool open;
+    if (c->listed) {
+        pthread_mutex_lock(&pool->lock);
+        if (c->on_pending) {
+            list_unlink(&pool->pending, c);
+            c->on_pending = false;
+        }
+        open = !atomic_load(&pool->closed);
+        if (open && !input_failed)
+            atomic_fetch_add(&pool->active, 1);
+        pthread_mutex_unlock(&pool->lock);
+    } else {
+        open = !atomic_load(&pool->closed);
+        if (open && !input_failed)
+            atomic_fetch_add(&pool->active, 1);
     }
-    if (!input_failed && !atomic_load(&pool->closed)) {
-        /* Counted active under the lock that destroy takes to set closed:
-         * it cannot close the pool until c has run. */
-        atomic_fetch_add(&pool->active, 1);
-        atomic_fetch_add_explicit(&pool->queued, 1, memory_order_relaxed);
-        int waiting = PHASE_WAITING;
-        counted = true;
-        queued =
-            atomic_compare_exchange_strong(&c->phase, &waiting, PHASE_QUEUED);
-    }
-    pthread_mutex_unlock(&pool->lock);
-    if (queued) {
+    if (!open || input_failed)
+        return false;
+    stat_add(pool, STAT_QUEUED, 1);
+    int waiting = PHASE_WAITING;
+    if (atomic_compare_exchange_strong(&c->phase, &waiting, PHASE_QUEUED)) {
         enqueue(pool, c);
-    } else if (counted) { /* cancelled meanwhile: it never was queued */
-        atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
-        unit_done(pool);
+        return true;
     }
-    return queued;
+    /* cancelled meanwhile: it never was queued */
+    stat_add(pool, STAT_QUEUED, -1);
+    unit_done(pool);
+    return false;
 }
 
 void fut__stat_cancelled(fut_pool *pool)
 {
     if (pool)
-        atomic_fetch_add_explicit(&pool->cancelled, 1, memory_order_relaxed);
+        stat_add(pool, STAT_CANCELLED, 1);
 }
 
 void fut__stat_ran(fut_pool *pool, int error)
 {
     if (!pool)
         return;
-    atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
+    stat_add(pool, STAT_COMPLETED, 1);
     if (error)
-        atomic_fetch_add_explicit(&pool->failed, 1, memory_order_relaxed);
+        stat_add(pool, STAT_FAILED, 1);
 }
 
 void fut__stat_spawned(fut_pool *pool, uint64_t n)
 {
-    atomic_fetch_add_explicit(&pool->spawned, n, memory_order_relaxed);
+    stat_add(pool, STAT_SPAWNED, (long long)n);
 }
 
 void fut__stat_dequeued(fut_pool *pool)
 {
-    atomic_fetch_sub_explicit(&pool->queued, 1, memory_order_relaxed);
+    stat_add(pool, STAT_QUEUED, -1);
 }
 
 /* ---- Waiters ----------------------------------------------------------- */
@@ -409,14 +496,16 @@ void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker)
     w->cv = &worker->cv;
     w->worker = worker;
     atomic_init(&w->fired, 0);
-    w->want = 1;
+    atomic_init(&w->want, 1);
 }
 
 void fut__waiter_notify(fut_waiter *w)
 {
     pthread_mutex_lock(w->lock);
-    atomic_fetch_add(&w->fired, 1);
-    pthread_cond_signal(w->cv);
+    /* Wake the waiter only when it has what it wants: joining n futures
+     * costs one wakeup, not n. */
+    if (atomic_fetch_add(&w->fired, 1) + 1 >= atomic_load(&w->want))
+        pthread_cond_signal(w->cv);
     pthread_mutex_unlock(w->lock); /* w may be gone from here on */
 }
 
@@ -426,11 +515,6 @@ static bool past(const struct timespec *deadline)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return now.tv_sec > deadline->tv_sec ||
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
-static bool satisfied(const fut_waiter *w)
-{
-    return atomic_load(&w->fired) >= w->want;
 }
 
 /* A worker waits: it runs its pool's units while the waiter lacks what it
@@ -705,14 +789,19 @@ int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
         return EINVAL;
     memset(stats, 0, sizeof(*stats));
     stats->threads = pool->threads;
-    stats->spawned = atomic_load_explicit(&pool->spawned, memory_order_relaxed);
-    stats->completed =
-        atomic_load_explicit(&pool->completed, memory_order_relaxed);
-    stats->failed = atomic_load_explicit(&pool->failed, memory_order_relaxed);
-    stats->cancelled =
-        atomic_load_explicit(&pool->cancelled, memory_order_relaxed);
-    stats->stolen = atomic_load_explicit(&pool->stolen, memory_order_relaxed);
-    stats->queued = atomic_load_explicit(&pool->queued, memory_order_relaxed);
+    long long sum[STAT_COUNT] = {0};
+    for (size_t w = 0; w <= pool->threads; w++) {
+        fut_counters *c =
+            w < pool->threads ? &pool->workers[w].stats : &pool->outside_stats;
+        for (int k = 0; k < STAT_COUNT; k++)
+            sum[k] += atomic_load_explicit(&c->n[k], memory_order_relaxed);
+    }
+    stats->spawned = (uint64_t)sum[STAT_SPAWNED];
+    stats->completed = (uint64_t)sum[STAT_COMPLETED];
+    stats->failed = (uint64_t)sum[STAT_FAILED];
+    stats->cancelled = (uint64_t)sum[STAT_CANCELLED];
+    stats->stolen = (uint64_t)sum[STAT_STOLEN];
+    stats->queued = sum[STAT_QUEUED] > 0 ? (uint64_t)sum[STAT_QUEUED] : 0;
     pthread_mutex_lock(&pool->lock);
     stats->timers_pending = pool->heap_len; /* firing ones are not */
     pthread_mutex_unlock(&pool->lock);

@@ -47,35 +47,43 @@ static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
     return false;
 }
 
-/* Blocks on w with listeners on futs: 0 once one fired, or ETIMEDOUT. */
-static int block_on(fut_waiter *w, fut_future *const futs[], size_t n,
+/* Blocks on w with listeners on futs until one has fired (all == false)
+ * or every one that was pending has (all == true): 0, or ETIMEDOUT. */
+static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
                     struct wait_node *nodes, const struct timespec *deadline)
 {
-    size_t listening = 0;
-    bool ready = false;
-    for (; listening < n; listening++) {
-        nodes[listening].l.fire = wait_fire;
-        nodes[listening].w = w;
-        if (!fut__listen(futs[listening], &nodes[listening].l)) {
-            ready = true;
-            break;
+    size_t scanned = 0, listening = 0;
+    bool done = false;
+    while (scanned < n && !done) {
+        struct wait_node *node = &nodes[scanned];
+        node->l.fire = wait_fire;
+        node->w = w;
+        if (fut__listen(futs[scanned++], &node->l)) {
+            listening++;
+        } else {
+            node->w = NULL; /* complete already: never listened */
+            done = !all;    /* one complete is enough for "any" */
         }
     }
-    int rc = ready ? 0 : fut__waiter_block(w, deadline, true);
+    atomic_store(&w->want, all ? listening : 1);
+    int rc = done || listening == 0 ? 0 : fut__waiter_block(w, deadline, true);
 
+    /* Take back what has not fired; wait for the fires on their way. */
     size_t firing = 0;
-    for (size_t i = 0; i < listening; i++)
-        if (!fut__unlisten(futs[i], &nodes[i].l))
+    for (size_t i = 0; i < scanned; i++)
+        if (nodes[i].w && !fut__unlisten(futs[i], &nodes[i].l))
             firing++;
-    w->want = firing;
+    atomic_store(&w->want, firing);
     fut__waiter_block(w, NULL, false);
     return rc;
 }
 
-static int wait_any(fut_future *const futs[], size_t n,
+/* Waits for any (all == false) or all of futs. 0 when satisfied, with
+ * *index the lowest complete one; ETIMEDOUT; ENOMEM. */
+static int wait_for(fut_future *const futs[], size_t n, bool all,
                     const struct timespec *deadline, size_t *index)
 {
-    if (first_ready(futs, n, index))
+    if (!all && first_ready(futs, n, index))
         return 0;
 
     struct wait_node stack_nodes[STACK_NODES];
@@ -87,7 +95,9 @@ static int wait_any(fut_future *const futs[], size_t n,
     }
     pthread_mutex_t lock;
     pthread_cond_t cv;
-    fut_waiter w = {.lock = &lock, .cv = &cv, .want = 1};
+    fut_waiter w = {.lock = &lock, .cv = &cv};
+    atomic_init(&w.fired, 0);
+    atomic_init(&w.want, 1);
     fut_worker *worker = fut__current_worker();
     int rc = 0;
     if (worker) {
@@ -98,12 +108,13 @@ static int wait_any(fut_future *const futs[], size_t n,
             pthread_cond_destroy(&cv);
     }
     if (!rc) {
-        block_on(&w, futs, n, nodes, deadline);
+        rc = block_on(&w, futs, n, all, nodes, deadline);
         if (!worker) {
             pthread_cond_destroy(&cv);
             pthread_mutex_destroy(&lock);
         }
-        rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
+        if (!all)
+            rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
     }
     if (nodes != stack_nodes)
         free(nodes);
@@ -133,7 +144,9 @@ int fut_await(fut_future *f, void **value)
     size_t i;
     if (!f)
         return EINVAL;
-    int rc = wait_any(&f, 1, NULL, &i);
+    if (!fut_is_ready(f))
+        fut__run_own_child(f); /* on a worker: our child, run it here */
+    int rc = wait_for(&f, 1, false, NULL, &i);
     if (rc) {
         if (value)
             *value = NULL;
@@ -152,7 +165,7 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
         return EINVAL;
     if (ms < forever)
         deadline_after(&deadline, ms);
-    int rc = wait_any(&f, 1, ms < forever ? &deadline : NULL, &i);
+    int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i);
     if (rc) {
         if (value)
             *value = NULL;
@@ -165,12 +178,15 @@ int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n))
         return EINVAL;
+    size_t i;
+    /* Listening on all at once wakes this thread once, at the end; with no
+     * memory for that, wait for them one at a time. */
+    if (wait_for(futs, n, true, NULL, &i) == ENOMEM)
+        for (i = 0; i < n; i++)
+            fut_await(futs[i], NULL);
     int error = 0;
-    for (size_t i = 0; i < n; i++) {
-        int rc = fut_await(futs[i], NULL);
-        if (!error)
-            error = rc;
-    }
+    for (i = 0; i < n && !error; i++)
+        error = futs[i]->error;
     return error;
 }
 
@@ -179,7 +195,7 @@ int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
     size_t i;
     if (n == 0 || !valid(futs, n))
         return EINVAL;
-    int rc = wait_any(futs, n, NULL, &i);
+    int rc = wait_for(futs, n, false, NULL, &i);
     if (!rc && index)
         *index = i;
     return rc;
