@@ -38,6 +38,7 @@ static double fut_spawn_n(long n, uint64_t *sum)
     double t0 = bench_now();
     for (long i = 0; i < n; i++)
         fs[i] = fut_spawn(pool, one, NULL);
+    fut_join_all(fs, (size_t)n); /* one wakeup; then each is ready */
     uint64_t s = 0;
     for (long i = 0; i < n; i++) {
         void *v;
@@ -159,6 +160,7 @@ static double fut_map(long n, long w, uint64_t *sum)
     double t0 = bench_now();
     for (long i = 0; i < n; i++)
         fs[i] = fut_spawn(pool, map_task, (void *)(uintptr_t)i);
+    fut_join_all(fs, (size_t)n);
     uint64_t s = 0;
     for (long i = 0; i < n; i++) {
         void *v;

@@ -224,7 +224,12 @@ fut_worker *fut__current_worker(void);
  * of a pool always runs on one of that pool's workers. */
 static inline fut_trace_lane *fut__trace_lane(const fut_pool *pool)
 {
+#ifdef FUT_NO_TRACE /* only to measure what the branch costs: fut-bench */
+    (void)pool;
+    return NULL;
+#else
     return pool && pool->trace_path ? &fut__tl_worker->trace : NULL;
+#endif
 }
 void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker);
 void fut__waiter_notify(fut_waiter *w);
