@@ -58,7 +58,10 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
         struct wait_node *node = &nodes[scanned];
         node->l.fire = wait_fire;
         node->w = w;
-        if (fut__listen(futs[scanned++], &node->l)) {
+        if (all && fut_is_ready(futs[scanned])) { /* no lock needed */
+            node->w = NULL;
+            scanned++;
+        } else if (fut__listen(futs[scanned++], &node->l)) {
             listening++;
         } else {
             node->w = NULL; /* complete already: never listened */

@@ -1,0 +1,28 @@
+#!/bin/sh
+# One side-by-side run of every workload: fut-bench (fut, OpenMP, oneTBB,
+# GLib) and, when built, fut-bench-rust (tokio, rayon), back to back, with
+# each peer's ratio to fut. The output is the table in BENCHMARKS.md.
+#   bench/run-all.sh BUILD_DIR [--threads N] [--runs R]
+set -eu
+build=$1
+shift
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
+"$build/bench/fut-bench" "$@" all | tee /dev/stderr | grep '^| [a-z]' | grep -v '^| workload' >"$rows"
+if [ -x "$build/bench/fut-bench-rust" ]; then
+    "$build/bench/fut-bench-rust" "$@" all | tee /dev/stderr >>"$rows"
+else
+    echo "(fut-bench-rust not built: no tokio/rayon rows)" >&2
+fi
+echo
+echo "| workload | runtime | median ms | per task / result | fut / peer |"
+echo "| --- | --- | --- | --- | --- |"
+awk -F' [|] ' '
+    { title = substr($1, 3); rt = $2; ms[NR] = $3; t[NR] = title; r[NR] = rt; x[NR] = $4
+      if (rt == "fut") fut[title] = $3 }
+    END {
+        for (i = 1; i <= NR; i++) {
+            ratio = (r[i] != "fut" && (t[i] in fut) && ms[i] > 0) ? sprintf("%.2f", fut[t[i]] / ms[i]) : ""
+            printf "| %s | %s | %s | %s | %s |\n", t[i], r[i], ms[i], x[i], ratio
+        }
+    }' "$rows"
