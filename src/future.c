@@ -442,7 +442,8 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
     if (fut_is_ready(f) || !f->pool)
         return f; /* a complete future needs no timer */
     fut_future *t = future_new(f->pool, KIND_TIMEOUT, 0);
-    if (!t) {
+    if (!t) { /* f can no longer be bounded, nor reached: stop it */
+        fut_cancel(f);
         fut_release(f);
         return &s_enomem;
     }
@@ -452,6 +453,8 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
     atomic_store_explicit(&t->refs, 3, memory_order_relaxed);
     int err = fut__timer_add(f->pool, t, ms);
     if (err) {
+        if (err == ENOMEM)
+            fut_cancel(f); /* as above; t still holds f */
         claim(t, PHASE_WAITING);
         fut__complete(t, NULL, err);
         fut_release(t);

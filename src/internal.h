@@ -15,6 +15,32 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#ifdef FUT_FAULT_INJECTION
+/* Test builds only (fault.c, tests/test_faults.c): every allocation and
+ * every thread, mutex and condition variable the library makes is
+ * counted, and the call fut__fault_at(n) names fails as the system would.
+ * The system headers come first, so the macros rename only our calls. */
+#include <stdlib.h>
+#include <string.h>
+void fut__fault_at(long n);  /* the nth counted call from now fails; 0: off */
+long fut__fault_calls(void); /* calls counted since the last fut__fault_at */
+void *fut__fault_malloc(size_t size);
+void *fut__fault_calloc(size_t n, size_t size);
+void *fut__fault_realloc(void *p, size_t size);
+char *fut__fault_strdup(const char *s);
+int fut__fault_thread(pthread_t *t, const pthread_attr_t *a,
+                      void *(*fn)(void *), void *arg);
+int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a);
+int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a);
+#define malloc(s)                  fut__fault_malloc(s)
+#define calloc(n, s)               fut__fault_calloc(n, s)
+#define realloc(p, s)              fut__fault_realloc(p, s)
+#define strdup(s)                  fut__fault_strdup(s)
+#define pthread_create(t, a, f, x) fut__fault_thread(t, a, f, x)
+#define pthread_mutex_init(m, a)   fut__fault_mutex(m, a)
+#define pthread_cond_init(c, a)    fut__fault_cond(c, a)
+#endif
+
 typedef struct fut_listener fut_listener;
 typedef struct fut_worker fut_worker;
 

@@ -559,7 +559,8 @@ int fut__waiter_block(fut_waiter *w, const struct timespec *deadline, bool help)
     pthread_mutex_lock(w->lock);
     while (!satisfied(w) && rc == 0) {
         if (deadline)
-            rc = pthread_cond_timedwait(w->cv, w->lock, deadline);
+            rc = pthread_cond_clockwait(w->cv, w->lock, CLOCK_MONOTONIC,
+                                        deadline);
         else
             pthread_cond_wait(w->cv, w->lock);
     }

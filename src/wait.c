@@ -96,29 +96,22 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
         if (!nodes)
             return ENOMEM;
     }
-    pthread_mutex_t lock;
-    pthread_cond_t cv;
+    /* Made with the static initializers, which cannot fail: a wait never
+     * fails for want of resources (timed waits use pthread_cond_clockwait
+     * on CLOCK_MONOTONIC, so the condition variable needs no attribute). */
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     fut_waiter w = {.lock = &lock, .cv = &cv};
     atomic_init(&w.fired, 0);
     atomic_init(&w.want, 1);
     fut_worker *worker = fut__current_worker();
-    int rc = 0;
-    if (worker) {
+    if (worker)
         fut__waiter_init_worker(&w, worker);
-    } else {
-        rc = fut__cond_init_monotonic(&cv);
-        if (!rc && (rc = pthread_mutex_init(&lock, NULL)) != 0)
-            pthread_cond_destroy(&cv);
-    }
-    if (!rc) {
-        rc = block_on(&w, futs, n, all, nodes, deadline);
-        if (!worker) {
-            pthread_cond_destroy(&cv);
-            pthread_mutex_destroy(&lock);
-        }
-        if (!all)
-            rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
-    }
+    int rc = block_on(&w, futs, n, all, nodes, deadline);
+    pthread_cond_destroy(&cv);
+    pthread_mutex_destroy(&lock);
+    if (!all)
+        rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
     if (nodes != stack_nodes)
         free(nodes);
     return rc;

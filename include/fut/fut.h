@@ -177,7 +177,9 @@ FUT_API fut_future *fut_sleep(fut_pool *pool, uint64_t ms);
  * no pool, is returned as it is: it needs no timer. Cancelling the result
  * also cancels f. Errors carried: EINVAL (f NULL), ENOMEM, ESHUTDOWN (f's
  * pool is shutting down and the caller is not one of its workers, or f's
- * pool is gone while f is still pending). Never blocks.
+ * pool is gone while f is still pending). With ENOMEM, f is cancelled as
+ * if the timeout had fired, since it can no longer be bounded. Never
+ * blocks.
  */
 FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
 

@@ -1,0 +1,201 @@
+/*
+ * Injected faults: each scenario runs again and again, with the 1st, 2nd,
+ * 3rd ... allocation, thread, mutex or condition variable creation failing,
+ * until a run makes fewer such calls than the one set to fail. Every run
+ * must give a documented error (or a future failed with ENOMEM), leak
+ * nothing (LeakSanitizer, in the address build), hang nowhere (the test
+ * timeout), and leave the pool working.
+ */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+void fut__fault_at(long n);
+long fut__fault_calls(void);
+
+typedef void (*scenario)(fut_pool *pool);
+
+static bool allowed(int rc)
+{
+    return rc == 0 || rc == ENOMEM || rc == EAGAIN;
+}
+
+static void check_future(fut_future *f, void *want)
+{
+    void *v;
+    int rc = fut_await(f, &v);
+    ck_assert_msg(rc == 0 || rc == ENOMEM, "got %s", fut_strerror(rc));
+    if (rc == 0)
+        ck_assert_ptr_eq(v, want);
+    fut_release(f);
+}
+
+static void s_spawn(fut_pool *pool)
+{
+    check_future(fut_spawn(pool, task_value, (void *)7), (void *)7);
+}
+
+static void s_then(fut_pool *pool)
+{
+    check_future(
+        fut_then(fut_spawn(pool, task_value, (void *)1), then_add, (void *)2),
+        (void *)3);
+}
+
+static void s_all_any_join(fut_pool *pool)
+{
+    fut_future *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = fut_spawn(pool, task_value, NULL);
+    size_t index;
+    ck_assert(allowed(fut_await_any(fs, 6, &index)));
+    ck_assert(allowed(fut_join_all(fs, 6)));
+    fut_future *all = fut_all(fs, 6);
+    check_future(all, NULL);
+    for (int i = 0; i < 6; i++)
+        fut_release(fs[i]);
+}
+
+static void s_timers(fut_pool *pool)
+{
+    check_future(fut_sleep(pool, 1), NULL);
+    check_future(fut_timeout(fut_spawn(pool, task_value, (void *)5), 60000),
+                 (void *)5);
+    fut_future *t = fut_timeout(fut_sleep(pool, 60000), 1);
+    int rc = fut_await(t, NULL);
+    ck_assert_msg(rc == ETIMEDOUT || rc == ENOMEM, "%s", fut_strerror(rc));
+    fut_release(t);
+}
+
+static void s_promise(fut_pool *pool)
+{
+    fut_promise *p;
+    fut_future *f;
+    int rc = fut_promise_create(pool, &p, &f);
+    ck_assert(allowed(rc));
+    if (rc == 0) {
+        fut_future *c = fut_then(f, then_add, (void *)1);
+        ck_assert_int_eq(fut_promise_resolve(p, (void *)1), 0);
+        check_future(c, (void *)2);
+    }
+}
+
+static int count_child(void *arg, void **value)
+{
+    (void)value;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static void s_group(fut_pool *pool)
+{
+    fut_group *g;
+    int rc = fut_group_create(pool, &g);
+    ck_assert(allowed(rc));
+    if (rc)
+        return;
+    atomic_int ran = 0;
+    int accepted = 0;
+    for (int i = 0; i < 5; i++) {
+        rc = fut_group_spawn(g, count_child, &ran);
+        ck_assert(allowed(rc));
+        accepted += rc == 0;
+    }
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    ck_assert_int_eq(atomic_load(&ran), accepted); /* none lost */
+    fut_group_destroy(g);
+}
+
+static int cover(void *arg, size_t lo, size_t hi)
+{
+    atomic_fetch_add((atomic_int *)arg, (int)(hi - lo));
+    return 0;
+}
+
+static void s_parallel_for(fut_pool *pool)
+{
+    atomic_int covered = 0;
+    int rc = fut_parallel_for(pool, 0, 1000, 10, cover, &covered);
+    ck_assert(allowed(rc));
+    if (rc == 0)
+        ck_assert_int_eq(atomic_load(&covered), 1000);
+}
+
+/* Pool creation itself, traced, with a little work (trace buffers and
+ * the timer heap grow). The pool argument is not used. */
+static void s_pool(fut_pool *unused)
+{
+    (void)unused;
+    char path[] = "/tmp/fut-faults-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fut_pool *pool = NULL;
+    fut_pool_config cfg = {.threads = 3, .trace_path = path};
+    int rc = fut_pool_create(&pool, &cfg);
+    ck_assert_msg(allowed(rc), "%s", fut_strerror(rc));
+    if (rc == 0) {
+        for (int i = 0; i < 3; i++)
+            s_spawn(pool);
+        check_future(fut_sleep(pool, 1), NULL);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    } else {
+        ck_assert_ptr_null(pool);
+    }
+    unlink(path);
+}
+
+/* Runs s with each counted call failing in turn; returns the number of
+ * faults injected. */
+static long inject_all(scenario s, bool own_pool)
+{
+    long n = 1;
+    for (;; n++) {
+        fut_pool *pool = own_pool ? pool_new(2) : NULL;
+        fut__fault_at(n);
+        s(pool);
+        long calls = fut__fault_calls();
+        fut__fault_at(0);
+        if (pool) { /* still works */
+            check_future(fut_spawn(pool, task_value, (void *)9), (void *)9);
+            fut_future *f = fut_spawn(pool, task_value, (void *)9);
+            ck_assert_int_eq(fut_await(f, NULL), 0);
+            fut_release(f);
+            ck_assert_int_eq(fut_pool_destroy(pool), 0);
+        }
+        if (calls < n)
+            return n - 1;
+    }
+}
+
+#define FAULT_TEST(name, fn, own)                                              \
+    START_TEST(name)                                                           \
+    {                                                                          \
+        long n = inject_all(fn, own);                                          \
+        ck_assert_int_gt(n, 0);                                                \
+        printf("faults injected: %-16s %ld\n", #fn, n);                        \
+        fflush(stdout);                                                        \
+    }                                                                          \
+    END_TEST
+
+FAULT_TEST(faults_pool, s_pool, false)
+FAULT_TEST(faults_spawn, s_spawn, true)
+FAULT_TEST(faults_then, s_then, true)
+FAULT_TEST(faults_all_any_join, s_all_any_join, true)
+FAULT_TEST(faults_timers, s_timers, true)
+FAULT_TEST(faults_promise, s_promise, true)
+FAULT_TEST(faults_group, s_group, true)
+FAULT_TEST(faults_parallel_for, s_parallel_for, true)
+
+static Suite *faults_suite(void)
+{
+    Suite *s = suite_create("faults");
+    FUT_TCASE(s, "faults", faults_pool, faults_spawn, faults_then,
+              faults_all_any_join, faults_timers, faults_promise, faults_group,
+              faults_parallel_for);
+    return s;
+}
+
+FUT_TEST_MAIN(faults_suite)
