@@ -1,0 +1,363 @@
+/*
+ * Hostile input, as a table: every public function given NULL pointers,
+ * zero and huge sizes, counts and timeouts, NULL entries in arrays of
+ * futures, static failed futures and spent promises. Each case must give
+ * its documented result: no crash, no hang.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static fut_pool *pool;
+static fut_future *ok_future; /* a completed future of pool */
+
+static int await_rc(fut_future *f)
+{
+    int rc = fut_await(f, NULL);
+    fut_release(f);
+    return rc;
+}
+
+static int never(void *arg, size_t lo, size_t hi)
+{
+    (void)arg, (void)lo, (void)hi;
+    return EDOM;
+}
+
+static int c_pool_create_null(void)
+{
+    return fut_pool_create(NULL, NULL);
+}
+static int c_pool_create_huge(void)
+{
+    fut_pool *p;
+    fut_pool_config cfg = {.threads = SIZE_MAX};
+    return fut_pool_create(&p, &cfg);
+}
+static int c_pool_create_long_name(void)
+{
+    static char name[1000];
+    memset(name, 'x', sizeof(name) - 1);
+    fut_pool *p;
+    fut_pool_config cfg = {.threads = 1, .name = name};
+    int rc = fut_pool_create(&p, &cfg);
+    return rc ? rc : fut_pool_destroy(p);
+}
+static int c_pool_destroy_null(void)
+{
+    return fut_pool_destroy(NULL);
+}
+static int c_pool_threads_null(void)
+{
+    return (int)fut_pool_threads(NULL);
+}
+static int c_stats_null_pool(void)
+{
+    fut_pool_stats st;
+    return fut_pool_stats_get(NULL, &st);
+}
+static int c_stats_null_out(void)
+{
+    return fut_pool_stats_get(pool, NULL);
+}
+static int c_spawn_null_pool(void)
+{
+    return await_rc(fut_spawn(NULL, task_value, NULL));
+}
+static int c_spawn_null_fn(void)
+{
+    return await_rc(fut_spawn(pool, NULL, NULL));
+}
+static int c_sleep_null(void)
+{
+    return await_rc(fut_sleep(NULL, 1));
+}
+static int c_sleep_huge_cancelled(void)
+{
+    fut_future *f = fut_sleep(pool, UINT64_MAX);
+    int rc = fut_cancel(f);
+    return rc ? rc : await_rc(f);
+}
+static int c_then_null(void)
+{
+    return await_rc(fut_then(NULL, then_add, NULL));
+}
+static int c_then_null_fn(void)
+{
+    return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
+}
+static int c_timeout_null(void)
+{
+    return await_rc(fut_timeout(NULL, 1));
+}
+static int c_timeout_huge(void)
+{
+    return await_rc(fut_timeout(fut_spawn(pool, task_value, NULL), UINT64_MAX));
+}
+static int c_all_null_array(void)
+{
+    return await_rc(fut_all(NULL, 5));
+}
+static int c_all_null_entry(void)
+{
+    fut_future *fs[] = {ok_future, NULL, ok_future};
+    return await_rc(fut_all(fs, 3));
+}
+static int c_all_empty(void)
+{
+    return await_rc(fut_all(NULL, 0));
+}
+static int c_all_huge_count(void)
+{
+    fut_future *fs[] = {ok_future, NULL}; /* stops at the NULL entry */
+    return await_rc(fut_all(fs, SIZE_MAX));
+}
+static int c_await_null(void)
+{
+    return fut_await(NULL, NULL);
+}
+static int c_await_for_null(void)
+{
+    return fut_await_for(NULL, 5, NULL);
+}
+static int c_await_for_zero(void)
+{
+    fut_promise *p;
+    fut_future *f;
+    fut_promise_create(pool, &p, &f);
+    int rc = fut_await_for(f, 0, NULL);
+    fut_promise_reject(p, EPIPE);
+    fut_release(f);
+    return rc;
+}
+static int c_await_for_huge(void)
+{
+    return fut_await_for(ok_future, UINT64_MAX, NULL);
+}
+static int c_join_null(void)
+{
+    return fut_join_all(NULL, 3);
+}
+static int c_join_null_entry(void)
+{
+    fut_future *fs[] = {NULL};
+    return fut_join_all(fs, 1);
+}
+static int c_join_empty(void)
+{
+    return fut_join_all(NULL, 0);
+}
+static int c_any_empty(void)
+{
+    return fut_await_any(NULL, 0, NULL);
+}
+static int c_any_null_entry(void)
+{
+    fut_future *fs[] = {ok_future, NULL};
+    return fut_await_any(fs, 2, NULL);
+}
+static int c_any_null_index(void)
+{
+    fut_future *fs[] = {ok_future};
+    return fut_await_any(fs, 1, NULL);
+}
+static int c_ready_null(void)
+{
+    return fut_is_ready(NULL);
+}
+static int c_retain_null(void)
+{
+    return fut_retain(NULL) != NULL;
+}
+static int c_release_static(void)
+{
+    fut_future *f = fut_spawn(NULL, NULL, NULL); /* a static failure */
+    for (int i = 0; i < 1000; i++)
+        fut_release(fut_retain(f));
+    fut_release(f);
+    fut_release(f); /* more releases than references: still harmless */
+    return fut_await(f, NULL);
+}
+static int c_cancel_null(void)
+{
+    return fut_cancel(NULL);
+}
+static int c_cancel_static(void)
+{
+    return fut_cancel(fut_all(NULL, 0));
+}
+static int c_cancel_done(void)
+{
+    return fut_cancel(ok_future);
+}
+static int c_promise_null_pool(void)
+{
+    fut_promise *p;
+    fut_future *f;
+    return fut_promise_create(NULL, &p, &f);
+}
+static int c_promise_null_out(void)
+{
+    fut_future *f;
+    return fut_promise_create(pool, NULL, &f);
+}
+static int c_resolve_null(void)
+{
+    return fut_promise_resolve(NULL, NULL);
+}
+static int c_reject_null(void)
+{
+    return fut_promise_reject(NULL, EIO);
+}
+static int c_reject_zero(void)
+{
+    fut_promise *p;
+    fut_future *f;
+    fut_promise_create(pool, &p, &f);
+    int rc = fut_promise_reject(p, 0); /* not consumed */
+    fut_promise_resolve(p, NULL);
+    fut_release(f);
+    return rc;
+}
+static int c_kept_after_cancel(void)
+{
+    fut_promise *p;
+    fut_future *f;
+    fut_promise_create(pool, &p, &f);
+    fut_cancel(f);
+    int rc = fut_promise_resolve(p, NULL);
+    fut_release(f);
+    return rc;
+}
+static int c_group_null(void)
+{
+    return fut_group_create(pool, NULL);
+}
+static int c_group_spawn_null(void)
+{
+    return fut_group_spawn(NULL, task_value, NULL);
+}
+static int c_group_wait_null(void)
+{
+    return fut_group_wait(NULL);
+}
+static int c_group_destroy_null(void)
+{
+    fut_group_destroy(NULL);
+    return 0;
+}
+static int c_pfor_null(void)
+{
+    return fut_parallel_for(NULL, 0, 1, 1, never, NULL);
+}
+static int c_pfor_backwards(void)
+{
+    return fut_parallel_for(pool, 2, 1, 1, never, NULL);
+}
+static int c_pfor_empty(void)
+{
+    return fut_parallel_for(pool, 7, 7, 0, never, NULL);
+}
+static int c_pfor_null_fn(void)
+{
+    return fut_parallel_for(pool, 0, 1, 1, NULL, NULL);
+}
+static int c_pfor_huge_grain(void)
+{
+    return fut_parallel_for(pool, 0, 10, SIZE_MAX, never, NULL);
+}
+static int c_strerror_any(void)
+{
+    int codes[] = {0, -1, INT32_MIN, INT32_MAX, EIO};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (!fut_strerror(codes[i]) || !fut_strerror(codes[i])[0])
+            return 1;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(void);
+    int want;
+} cases[] = {
+    {"pool_create(NULL)", c_pool_create_null, EINVAL},
+    {"pool_create(threads = SIZE_MAX)", c_pool_create_huge, EINVAL},
+    {"pool_create(999-char name)", c_pool_create_long_name, 0},
+    {"pool_destroy(NULL)", c_pool_destroy_null, EINVAL},
+    {"pool_threads(NULL)", c_pool_threads_null, 0},
+    {"stats_get(NULL, _)", c_stats_null_pool, EINVAL},
+    {"stats_get(_, NULL)", c_stats_null_out, EINVAL},
+    {"spawn(NULL pool)", c_spawn_null_pool, EINVAL},
+    {"spawn(NULL fn)", c_spawn_null_fn, EINVAL},
+    {"sleep(NULL pool)", c_sleep_null, EINVAL},
+    {"sleep(UINT64_MAX), cancelled", c_sleep_huge_cancelled, ECANCELED},
+    {"then(NULL)", c_then_null, EINVAL},
+    {"then(_, NULL fn)", c_then_null_fn, EINVAL},
+    {"timeout(NULL)", c_timeout_null, EINVAL},
+    {"timeout(_, UINT64_MAX)", c_timeout_huge, 0},
+    {"all(NULL, 5)", c_all_null_array, EINVAL},
+    {"all(NULL entry)", c_all_null_entry, EINVAL},
+    {"all(NULL, 0)", c_all_empty, 0},
+    {"all(1 entry, SIZE_MAX)", c_all_huge_count, EINVAL},
+    {"await(NULL)", c_await_null, EINVAL},
+    {"await_for(NULL)", c_await_for_null, EINVAL},
+    {"await_for(pending, 0)", c_await_for_zero, ETIMEDOUT},
+    {"await_for(done, UINT64_MAX)", c_await_for_huge, 0},
+    {"join_all(NULL, 3)", c_join_null, EINVAL},
+    {"join_all(NULL entry)", c_join_null_entry, EINVAL},
+    {"join_all(NULL, 0)", c_join_empty, 0},
+    {"await_any(NULL, 0)", c_any_empty, EINVAL},
+    {"await_any(NULL entry)", c_any_null_entry, EINVAL},
+    {"await_any(_, _, NULL index)", c_any_null_index, 0},
+    {"is_ready(NULL)", c_ready_null, 0},
+    {"retain(NULL)", c_retain_null, 0},
+    {"release(static failure) x1002", c_release_static, EINVAL},
+    {"cancel(NULL)", c_cancel_null, EINVAL},
+    {"cancel(all of nothing)", c_cancel_static, EALREADY},
+    {"cancel(completed)", c_cancel_done, EALREADY},
+    {"promise_create(NULL pool)", c_promise_null_pool, EINVAL},
+    {"promise_create(NULL out)", c_promise_null_out, EINVAL},
+    {"promise_resolve(NULL)", c_resolve_null, EINVAL},
+    {"promise_reject(NULL)", c_reject_null, EINVAL},
+    {"promise_reject(_, 0)", c_reject_zero, EINVAL},
+    {"resolve after cancel", c_kept_after_cancel, EALREADY},
+    {"group_create(_, NULL)", c_group_null, EINVAL},
+    {"group_spawn(NULL)", c_group_spawn_null, EINVAL},
+    {"group_wait(NULL)", c_group_wait_null, EINVAL},
+    {"group_destroy(NULL)", c_group_destroy_null, 0},
+    {"parallel_for(NULL pool)", c_pfor_null, EINVAL},
+    {"parallel_for(begin > end)", c_pfor_backwards, EINVAL},
+    {"parallel_for(empty, grain 0)", c_pfor_empty, 0},
+    {"parallel_for(NULL fn)", c_pfor_null_fn, EINVAL},
+    {"parallel_for(grain SIZE_MAX)", c_pfor_huge_grain, EDOM},
+    {"strerror(anything)", c_strerror_any, 0},
+};
+
+START_TEST(every_case)
+{
+    pool = pool_new(2);
+    ok_future = fut_spawn(pool, task_value, NULL);
+    ck_assert_int_eq(fut_await(ok_future, NULL), 0);
+    size_t n = sizeof(cases) / sizeof(cases[0]);
+    for (size_t i = 0; i < n; i++) {
+        int got = cases[i].run();
+        ck_assert_msg(got == cases[i].want, "%s: got %d (%s), want %d (%s)",
+                      cases[i].name, got, fut_strerror(got), cases[i].want,
+                      fut_strerror(cases[i].want));
+    }
+    printf("hostile inputs tried: %zu\n", n);
+    fut_release(ok_future);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+static Suite *hostile_suite(void)
+{
+    Suite *s = suite_create("hostile");
+    FUT_TCASE(s, "hostile", every_case);
+    return s;
+}
+
+FUT_TEST_MAIN(hostile_suite)
