@@ -146,12 +146,12 @@ static inline void assert_stats_balanced(fut_pool *pool)
     ck_assert_uint_eq(st.queued, 0);
 }
 
-/* Runs one suite with every test forked; exits nonzero on any failure. */
+/* Runs one suite, every test forked (unless CK_FORK=no, as under
+ * valgrind); exits nonzero on any failure. */
 #define FUT_TEST_MAIN(make_suite)                                              \
     int main(void)                                                             \
     {                                                                          \
         SRunner *sr = srunner_create(make_suite());                            \
-        srunner_set_fork_status(sr, CK_FORK);                                  \
         srunner_run_all(sr, CK_NORMAL);                                        \
         int failed = srunner_ntests_failed(sr);                                \
         srunner_free(sr);                                                      \

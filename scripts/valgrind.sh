@@ -1,0 +1,35 @@
+#!/bin/sh
+# Runs every Check suite and the soak under valgrind, each test in-process
+# (CK_FORK=no), in a plain debug build (build-valgrind/).
+#   scripts/valgrind.sh            memcheck: errors and definite leaks fail
+#   scripts/valgrind.sh helgrind   helgrind: prints what it reports
+# helgrind does not model C11 atomics, so it reports every release/acquire
+# handshake the library uses (a future's done flag, its phase word, the
+# scheduler's counters) as a possible race; ThreadSanitizer, which does
+# model them, is the race check that must be clean (scripts/test.sh thread).
+set -eu
+cd "$(dirname "$0")/.."
+tool=${1:-memcheck}
+dir=build-valgrind
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DFUT_BUILD_TESTS=ON \
+      -DFUT_BUILD_BENCH=OFF -DFUT_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$dir" -j "$(nproc)" >/dev/null
+export CK_FORK=no
+status=0
+for t in "$dir"/tests/test_*; do
+    case $t in *test_faults) continue ;; esac # its own allocator hooks
+    log="$dir/$(basename "$t").$tool.log"
+    if [ "$tool" = memcheck ]; then
+        valgrind --tool=memcheck --error-exitcode=9 --leak-check=full \
+            --errors-for-leak-kinds=definite "$t" >"$log" 2>&1 || status=1
+    else
+        valgrind --tool="$tool" "$t" >"$log" 2>&1 || status=1
+    fi
+    printf '%-28s %s\n' "$(basename "$t")" \
+        "$(grep -E 'ERROR SUMMARY' "$log" | tail -1 | sed 's/==[0-9]*== //')"
+done
+log="$dir/fut-soak.$tool.log"
+valgrind --tool="$tool" --error-exitcode=9 "$dir/tests/fut-soak" 3000 5 2 \
+    >"$log" 2>&1 || status=1
+printf '%-28s %s\n' fut-soak "$(grep -E 'ERROR SUMMARY' "$log" | tail -1 | sed 's/==[0-9]*== //')"
+exit $status
