@@ -32,12 +32,13 @@ static int one(void *arg, void **value)
     return 0;
 }
 
-static double fut_spawn_n(long n, uint64_t *sum)
+/* Spawns fn(i) for i < n, joins them, sums their values: the time. */
+static double spawn_join_sum(long n, fut_task_fn fn, uint64_t *sum)
 {
     fut_future **fs = malloc((size_t)n * sizeof(*fs));
     double t0 = bench_now();
     for (long i = 0; i < n; i++)
-        fs[i] = fut_spawn(pool, one, NULL);
+        fs[i] = fut_spawn(pool, fn, (void *)(uintptr_t)i);
     fut_join_all(fs, (size_t)n); /* one wakeup; then each is ready */
     uint64_t s = 0;
     for (long i = 0; i < n; i++) {
@@ -50,6 +51,11 @@ static double fut_spawn_n(long n, uint64_t *sum)
     free(fs);
     *sum = s;
     return t;
+}
+
+static double fut_spawn_n(long n, uint64_t *sum)
+{
+    return spawn_join_sum(n, one, sum);
 }
 
 static atomic_uint_fast64_t counter;
@@ -156,22 +162,7 @@ static int map_task(void *arg, void **value)
 static double fut_map(long n, long w, uint64_t *sum)
 {
     map_w = w;
-    fut_future **fs = malloc((size_t)n * sizeof(*fs));
-    double t0 = bench_now();
-    for (long i = 0; i < n; i++)
-        fs[i] = fut_spawn(pool, map_task, (void *)(uintptr_t)i);
-    fut_join_all(fs, (size_t)n);
-    uint64_t s = 0;
-    for (long i = 0; i < n; i++) {
-        void *v;
-        fut_await(fs[i], &v);
-        fut_release(fs[i]);
-        s += (uintptr_t)v;
-    }
-    double t = bench_now() - t0;
-    free(fs);
-    *sum = s;
-    return t;
+    return spawn_join_sum(n, map_task, sum);
 }
 
 /* ---- for ---------------------------------------------------------------- */
