@@ -78,6 +78,7 @@ static fut_future *future_new(fut_pool *pool, enum fut_kind kind, size_t extra)
     atomic_init(&f->phase, PHASE_WAITING);
     atomic_init(&f->done, false);
     atomic_init(&f->cancel_req, false);
+    FUT_RACY(&f->done, sizeof(f->done) + sizeof(f->cancel_req)); /* atomics */
     f->kind = (unsigned char)kind;
     f->pool = pool;
     if (pool)
@@ -97,8 +98,13 @@ void fut_release(fut_future *f)
     if (!f || f->kind == KIND_STATIC)
         return;
     /* acq_rel: the last releaser sees every write of the other owners. */
+    FUT_HAPPENS_BEFORE(&f->refs);
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    FUT_HAPPENS_AFTER(&f->refs);
+    FUT_FORGET(&f->refs);
+    FUT_FORGET(&f->done);
+    FUT_UNRACY(&f->done, sizeof(f->done) + sizeof(f->cancel_req));
     fut_release(f->input); /* NULL unless a unit never got to drop it */
     if (f->pool)
         fut__pool_release(f->pool);
@@ -107,7 +113,10 @@ void fut_release(fut_future *f)
 
 bool fut_is_ready(const fut_future *f)
 {
-    return f && atomic_load_explicit(&f->done, memory_order_acquire);
+    if (!f || !atomic_load_explicit(&f->done, memory_order_acquire))
+        return false;
+    FUT_HAPPENS_AFTER(&f->done);
+    return true;
 }
 
 static bool claim(fut_future *f, int from)
@@ -133,6 +142,7 @@ void fut__complete(fut_future *f, void *value, int error)
     lock_future(f);
     f->value = error ? NULL : value;
     f->error = error;
+    FUT_HAPPENS_BEFORE(&f->done);
     atomic_store_explicit(&f->done, true, memory_order_release);
     bool any = f->listeners != NULL; /* now detached: ours alone */
     unlock_future(f);
@@ -272,8 +282,11 @@ bool fut__in_unit(void)
 
 bool fut_cancel_requested(void)
 {
-    return tl_current &&
-           atomic_load_explicit(&tl_current->cancel_req, memory_order_relaxed);
+    if (!tl_current ||
+        !atomic_load_explicit(&tl_current->cancel_req, memory_order_relaxed))
+        return false;
+    FUT_HAPPENS_AFTER(&tl_current->cancel_req);
+    return true;
 }
 
 /* ---- fut_spawn --------------------------------------------------------- */
@@ -490,8 +503,11 @@ static void all_fire(fut_listener *l, fut_future *in)
     (void)in;
     fut_future *all = ((struct all_node *)l)->all;
     struct all_state *st = all_state(all);
+    FUT_HAPPENS_BEFORE(&st->remaining);
     if (atomic_fetch_sub_explicit(&st->remaining, 1, memory_order_acq_rel) != 1)
         return;
+    FUT_HAPPENS_AFTER(&st->remaining);
+    FUT_FORGET(&st->remaining);
     int error = 0;
     for (size_t i = 0; i < st->n && !error; i++)
         error = st->in[i]->error;
@@ -567,6 +583,7 @@ static int cancel_one(fut_future *f, fut_future **input)
             fut__complete(f, NULL, ECANCELED);
             return 0;
         case PHASE_RUNNING:
+            FUT_HAPPENS_BEFORE(&f->cancel_req);
             atomic_store_explicit(&f->cancel_req, true, memory_order_relaxed);
             return fut_is_ready(f) ? EALREADY : EBUSY;
         default: return EALREADY;

@@ -134,8 +134,12 @@ struct range {
 
 static void range_release(struct range *r)
 {
-    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+    FUT_HAPPENS_BEFORE(&r->refs);
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        FUT_HAPPENS_AFTER(&r->refs);
+        FUT_FORGET(&r->refs);
         free(r);
+    }
 }
 
 static void run_chunk(struct range *r, size_t i)

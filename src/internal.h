@@ -15,6 +15,26 @@
 #include <stdatomic.h>
 #include <time.h>
 
+/* Happens-before edges that helgrind cannot see, because they are made by
+ * C11 atomics (a release store read by an acquire load, a reference count
+ * reaching zero), and counters whose relaxed races are by design. Only in
+ * builds for valgrind (FUT_VALGRIND, scripts/valgrind.sh); no code
+ * otherwise. */
+#ifdef FUT_VALGRIND
+#include <valgrind/helgrind.h>
+#define FUT_HAPPENS_BEFORE(a) ANNOTATE_HAPPENS_BEFORE(a)
+#define FUT_HAPPENS_AFTER(a)  ANNOTATE_HAPPENS_AFTER(a)
+#define FUT_FORGET(a)         ANNOTATE_HAPPENS_BEFORE_FORGET_ALL(a)
+#define FUT_RACY(a, n)        VALGRIND_HG_DISABLE_CHECKING(a, n)
+#define FUT_UNRACY(a, n)      VALGRIND_HG_ENABLE_CHECKING(a, n)
+#else
+#define FUT_HAPPENS_BEFORE(a) ((void)0)
+#define FUT_HAPPENS_AFTER(a)  ((void)0)
+#define FUT_FORGET(a)         ((void)0)
+#define FUT_RACY(a, n)        ((void)0)
+#define FUT_UNRACY(a, n)      ((void)0)
+#endif
+
 #ifdef FUT_FAULT_INJECTION
 /* Test builds only (fault.c, tests/test_faults.c): every allocation and
  * every thread, mutex and condition variable the library makes is

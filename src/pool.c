@@ -611,7 +611,10 @@ void fut__pool_retain(fut_pool *pool)
 /* Frees a pool whose first `workers` workers were initialised. */
 static void pool_free(fut_pool *pool, size_t workers)
 {
+    FUT_FORGET(&pool->refs);
+    FUT_UNRACY(&pool->outside_stats, sizeof(pool->outside_stats));
     for (size_t i = 0; i < workers; i++) {
+        FUT_UNRACY(&pool->workers[i].stats, sizeof(pool->workers[i].stats));
         pthread_cond_destroy(&pool->workers[i].cv);
         pthread_mutex_destroy(&pool->workers[i].qlock);
     }
@@ -634,13 +637,17 @@ static int worker_init(fut_pool *pool, size_t index)
         pthread_cond_destroy(&w->cv);
     w->pool = pool;
     w->index = index;
+    FUT_RACY(&w->stats, sizeof(w->stats)); /* relaxed by design */
     return rc;
 }
 
 void fut__pool_release(fut_pool *pool)
 {
-    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1)
+    FUT_HAPPENS_BEFORE(&pool->refs);
+    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1) {
+        FUT_HAPPENS_AFTER(&pool->refs);
         pool_free(pool, pool->threads);
+    }
 }
 
 static size_t cpu_count(void)
@@ -712,6 +719,7 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
             goto free_all;
     }
     atomic_init(&pool->refs, 1);
+    FUT_RACY(&pool->outside_stats, sizeof(pool->outside_stats));
     atomic_init(&pool->ready, 0);
     atomic_init(&pool->idle_count, 0);
     atomic_init(&pool->waking, 0);
