@@ -121,8 +121,9 @@ struct fut_future {
                                   future's lock                             */
     fut_listener node;         /* THEN, TIMEOUT: on input's listeners       */
     fut_future *qnext, *qprev; /* queue or pending-list links: their lock */
-    fut_worker *deque_owner;   /* whose deque holds it, or NULL: that
-                                  deque's qlock                          */
+    _Atomic(fut_worker *) deque_owner; /* whose deque holds it, or NULL;
+                                          written under that deque's qlock,
+                                          read under another: relaxed */
     union {
         struct { /* TASK and THEN: the work, set at creation */
             union {

@@ -227,7 +227,7 @@ static void enqueue(fut_pool *pool, fut_future *f)
     if (w && w->pool == pool) {
         pthread_mutex_lock(&w->qlock);
         list_push_front(&w->deque, f);
-        f->deque_owner = w;
+        atomic_store_explicit(&f->deque_owner, w, memory_order_relaxed);
         pthread_mutex_unlock(&w->qlock);
     } else {
         pthread_mutex_lock(&pool->inject_lock);
@@ -243,7 +243,7 @@ static fut_future *pop_locked(pthread_mutex_t *lock, fut_list *l, bool back)
     pthread_mutex_lock(lock);
     fut_future *f = back ? list_pop_back(l) : list_pop_front(l);
     if (f)
-        f->deque_owner = NULL;
+        atomic_store_explicit(&f->deque_owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(lock);
     return f;
 }
@@ -272,10 +272,11 @@ bool fut__run_own_child(fut_future *f)
     if (!reserve(pool)) /* every queued unit is promised to a searcher */
         return false;
     pthread_mutex_lock(&self->qlock);
-    bool mine = f->deque_owner == self;
+    bool mine =
+        atomic_load_explicit(&f->deque_owner, memory_order_relaxed) == self;
     if (mine) {
         list_unlink(&self->deque, f);
-        f->deque_owner = NULL;
+        atomic_store_explicit(&f->deque_owner, NULL, memory_order_relaxed);
     }
     pthread_mutex_unlock(&self->qlock);
     if (!mine) { /* stolen meanwhile: give the reservation back */
@@ -501,12 +502,20 @@ void fut__waiter_init_worker(fut_waiter *w, fut_worker *worker)
 
 void fut__waiter_notify(fut_waiter *w)
 {
-    pthread_mutex_lock(w->lock);
+    /* A waiting worker checks fired without the lock and may return (its
+     * stack frame, and w, gone) the moment fired is raised: so the raise
+     * is the last touch of *w. lock and cv outlive it: the pool lock and
+     * the worker's cv, or an outside waiter's own pair, which it only
+     * leaves after taking that lock. */
+    pthread_mutex_t *lock = w->lock;
+    pthread_cond_t *cv = w->cv;
+    pthread_mutex_lock(lock);
+    size_t want = atomic_load(&w->want);
     /* Wake the waiter only when it has what it wants: joining n futures
      * costs one wakeup, not n. */
-    if (atomic_fetch_add(&w->fired, 1) + 1 >= atomic_load(&w->want))
-        pthread_cond_signal(w->cv);
-    pthread_mutex_unlock(w->lock); /* w may be gone from here on */
+    if (atomic_fetch_add(&w->fired, 1) + 1 >= want)
+        pthread_cond_signal(cv);
+    pthread_mutex_unlock(lock);
 }
 
 static bool past(const struct timespec *deadline)

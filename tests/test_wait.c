@@ -355,6 +355,82 @@ START_TEST(timed_wait_on_worker_times_out)
 }
 END_TEST
 
+static int sleeper_waits(void *arg, void **value)
+{
+    fut_pool *pool = arg;
+    fut_future *fs[2] = {fut_sleep(pool, 1),
+                         fut_spawn(pool, task_value, (void *)1)};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        size_t k;
+        rc = fut_await_any(fs, 2, &k);
+        int r2 = fut_await_for(fs[0], 0, NULL);
+        if (r2 != 0 && r2 != ETIMEDOUT)
+            rc = r2;
+    }
+    if (!rc)
+        rc = fut_join_all(fs, 2);
+    fut_release(fs[0]);
+    fut_release(fs[1]);
+    *value = NULL;
+    return rc;
+}
+
+static atomic_long mix_sum;
+
+static int add_arg(void *arg, void **value)
+{
+    (void)value;
+    atomic_fetch_add(&mix_sum, (long)(intptr_t)arg);
+    return 0;
+}
+
+static int add_range(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    atomic_fetch_add(&mix_sum, (long)(hi - lo));
+    return 0;
+}
+
+/* Groups and loops around waiting tasks, from several threads: workers
+ * help inside waits and run a waiting task on top of another, reusing the
+ * stack frame of a waiter that just returned. */
+static void *wait_mix(void *pool)
+{
+    for (int i = 0; i < 1000; i++) {
+        fut_group *g;
+        ck_assert_int_eq(fut_group_create(pool, &g), 0);
+        for (int j = 0; j < 4; j++)
+            fut_group_spawn(g, add_arg, (void *)1);
+        fut_group_destroy(g);
+        ck_assert_int_eq(fut_parallel_for(pool, 0, 64, 8, add_range, NULL), 0);
+        if (i % 10 == 0) {
+            fut_future *f = fut_spawn(pool, sleeper_waits, pool);
+            ck_assert_int_eq(fut_await(f, NULL), 0);
+            fut_release(f);
+        }
+    }
+    return NULL;
+}
+
+/* Workers wait (any, for, all) on futures that the timer thread and other
+ * workers complete: a waiter that sees its future complete returns at
+ * once, and the completer must not touch the waiter's stack frame after
+ * that (TSan and ASan watch). */
+START_TEST(worker_waits_race_completions)
+{
+    fut_pool *pool = pool_new(2);
+    atomic_store(&mix_sum, 0);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, wait_mix, pool);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    fut_pool_destroy(pool);
+    ck_assert_int_eq(atomic_load(&mix_sum), 3L * 1000 * (4 + 64));
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
     Suite *s = suite_create("wait");
@@ -365,7 +441,7 @@ static Suite *wait_suite(void)
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
               timed_waits_race_completion,
               spawn_prefers_idle_worker_over_waiting_one,
-              timed_wait_on_worker_times_out);
+              timed_wait_on_worker_times_out, worker_waits_race_completions);
     return s;
 }
 
