@@ -198,7 +198,7 @@ struct fut_worker {
     fut_future *next;      /* a unit made ready by the completion of
                               the one this worker just ran: taken
                               first, never stolen; this worker's own  */
-    pthread_mutex_t qlock; /* guards deque; taken after pool->lock    */
+    pthread_mutex_t qlock; /* guards deque; never held with another  */
     fut_list deque;        /* own units, newest at head: qlock        */
     fut_trace_lane trace;  /* this worker's own                       */
     fut_counters stats;    /* this worker's own                       */
@@ -210,7 +210,7 @@ struct fut_pool {
     pthread_cond_t quiet_cv; /* destroy waits for active == 0           */
     fut_worker *workers;
     size_t threads;
-    pthread_mutex_t inject_lock; /* guards inject; taken after lock       */
+    pthread_mutex_t inject_lock; /* guards inject; held alone            */
     fut_list inject;       /* units from outside threads: inject_lock     */
     fut_list pending;      /* continuations waiting on input: lock        */
     fut_worker *idle;      /* parked workers, idle ones first: lock       */

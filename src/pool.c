@@ -1,24 +1,30 @@
 /*
  * The pool: worker threads, their queues, parking, and shutdown.
  *
- * One mutex (pool->lock) guards every queue and every scheduling field.
- * Each worker has a deque of its own: it pushes the units it makes and
- * pops them back newest first, so a waiting parent runs its own child
- * inline; an idle worker takes from the injection queue (units from
+ * Each worker has a deque of its own (a mutex each): it pushes the units
+ * it makes and pops them back newest first, so a waiting parent runs its
+ * own child inline (and fut_await takes a still-queued own child straight
+ * back); an idle worker takes from the injection queue (units from
  * outside threads) oldest first, then steals the oldest unit of another
- * worker. A worker with nothing to do parks on its own condition
- * variable and sits on the idle list; whoever queues a unit takes one
- * parked worker off that list and signals it, under the same lock, so no
- * wakeup is lost and a spawn wakes at most one thread. A worker that
- * waits for a future parks the same way, so it wakes for either.
+ * worker. A continuation readied by the unit a worker just finished goes
+ * to that worker's private next slot. The pool lock guards only parking,
+ * the idle list, the pending continuations and shutdown.
+ *
+ * Two seq_cst store-then-load handshakes keep it correct without a lock
+ * around the queues: a spawner raises `ready` then reads `idle_count`,
+ * a parking worker raises `idle_count` then reads `ready`, so no wakeup is
+ * lost (see enqueue and park); a submitter raises `active` then reads
+ * `closing`, destroy sets `closing` then reads `active`, so work is either
+ * refused or waited for (see admit). A spawn wakes at most one worker, and
+ * none while a worker it woke earlier has not resumed yet.
  *
  * Shutdown: destroy sets closing (outside threads are refused), waits on
- * quiet_cv until no unit is queued or running and no timer is pending
- * (timer.c), sets closed, cancels the
- * continuations still waiting on their inputs, then stops and joins the
- * workers. The pool's memory is reference counted: each future made on
- * it holds a reference, so a future that outlives the pool can still ask
- * whether the pool is closed.
+ * quiet_cv until no unit is admitted and unfinished and no timer is
+ * pending (timer.c), sets closed, cancels the continuations still waiting
+ * on inputs that may never complete, then stops and joins the workers.
+ * The pool's memory is reference counted: each future made on it holds a
+ * reference, so a future that outlives the pool can still ask whether the
+ * pool is closed.
  */
 #define _GNU_SOURCE
 #include "internal.h"
