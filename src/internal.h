@@ -1,10 +1,12 @@
 /*
  * Internal structures shared by the modules of fut.
  *
- * Lock order: a future's lock and a pool's lock are never held together,
- * and no library lock is held while user code runs or while a future's
- * listeners fire. The waiter's lock (its own, or its worker's pool lock)
- * is a leaf taken only to count a wakeup.
+ * Locks: a future's lock (one of a fixed set of stripes), a deque's or
+ * the injection queue's lock, a group's lock and a pool's lock are never
+ * held two at a time, so there is no lock order to keep; and no library
+ * lock is held while user code runs or while a future's listeners fire.
+ * The waiter's lock (its own, or its worker's pool lock) is taken only to
+ * count a wakeup.
  */
 #ifndef FUT_INTERNAL_H
 #define FUT_INTERNAL_H
