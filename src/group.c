@@ -241,3 +241,32 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
     range_release(r);
     return rc;
 }
+
+/* ---- fut_join ------------------------------------------------------------ */
+
+struct join_b {
+    fut_join_fn fn;
+    void *arg;
+};
+
+static int join_b_task(void *arg, void **value)
+{
+    (void)value;
+    struct join_b *b = arg;
+    return b->fn(b->arg);
+}
+
+int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
+             void *arg_b)
+{
+    if (!pool || !fn_a || !fn_b)
+        return EINVAL;
+    if (!fut__pool_accepts(pool))
+        return ESHUTDOWN;
+    struct join_b b = {fn_b, arg_b};
+    fut_future *fb = fut_spawn(pool, join_b_task, &b);
+    int ea = fn_a(arg_a);
+    int eb = fut_await(fb, NULL);
+    fut_release(fb);
+    return ea ? ea : eb;
+}

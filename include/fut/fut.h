@@ -336,6 +336,33 @@ FUT_API void fut_group_destroy(fut_group *group);
 FUT_API int fut_parallel_for(fut_pool *pool, size_t begin, size_t end,
                              size_t grain, fut_range_fn fn, void *arg);
 
+/** A branch of fut_join: returns 0 or an error code. */
+typedef int (*fut_join_fn)(void *arg);
+
+/**
+ * Fork-join for recursive divide and conquer: runs fn_a(arg_a) and
+ * fn_b(arg_b), in parallel when a worker is free, and returns once both
+ * have returned: fn_a's error if nonzero, else fn_b's, else 0. Nothing is
+ * allocated: b's record lives in the caller's stack frame.
+ *  - On a worker of pool, b is offered to the other workers (pushed on
+ *    this worker's queue), a runs here, then b runs here too unless
+ *    another worker took it meanwhile, in which case this worker runs
+ *    other queued work of the pool until b has returned (within the
+ *    nesting bound of waits, see fut_await). Nested fut_join therefore
+ *    completes on a pool of one thread.
+ *  - On any other thread (an outside thread, or a worker of another
+ *    pool), b is queued on pool, a runs in the caller, and the caller
+ *    then blocks on a condition variable until b has returned.
+ * fn_a and fn_b are not futures: they cannot be cancelled, are not
+ * counted in the pool's stats, and fut_cancel_requested() inside them
+ * answers for the enclosing task, if any.
+ * Returns EINVAL (pool, fn_a or fn_b NULL; nothing runs) and ESHUTDOWN
+ * (pool is being destroyed and the caller is not one of its workers;
+ * nothing runs). Blocks until both have returned.
+ */
+FUT_API int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a,
+                     fut_join_fn fn_b, void *arg_b);
+
 /** A name for every error code fut returns, and for other errno values;
  * never NULL. Never blocks. */
 FUT_API const char *fut_strerror(int error);
