@@ -23,7 +23,7 @@ double bench_now(void)
 }
 
 static const bench_peer *const peers[] = {
-    &bench_fut,  &bench_fut_group,
+    &bench_fut,  &bench_fut_group, &bench_fut_join,
 #ifdef FUT_BENCH_OPENMP
     &bench_omp,
 #endif
@@ -79,6 +79,8 @@ static bool supports(const bench_peer *p, const workload *w)
     case 'f': return w->name[1] == 'i' ? p->fib != NULL : p->pfor != NULL;
     case 'm': return p->map != NULL;
     case 'c': return p->chain != NULL;
+    case 'r': return p->rss != NULL;
+    case 'i': return p->idle != NULL;
     default: return false;
     }
 }
@@ -99,35 +101,39 @@ static uint64_t expected(const workload *w)
             s += bench_term((uint64_t)i);
         return s;
     }
-    return (uint64_t)w->a; /* spawn, chain, sleep: one per task */
+    return (uint64_t)w->a; /* spawn, chain, sleep, rss: one each; idle: ms */
 }
 
+/* x, y: a workload's own figures (sleep: lateness p50 and p99 in seconds;
+ * rss: bytes per pending future; idle: CPU seconds). */
 typedef struct sample {
-    double seconds;  /* median */
-    double p50, p99; /* sleep lateness, seconds */
+    double seconds; /* median */
+    double x, y;    /* medians */
     bool checksum_ok;
 } sample;
 
 static double run_once(const bench_peer *p, const workload *w, uint64_t *sum,
-                       double *p50, double *p99)
+                       double *x, double *y)
 {
     switch (w->name[0]) {
     case 's':
         return w->name[1] == 'p' ? p->spawn(w->a, sum)
-                                 : p->sleep(w->a, w->b, sum, p50, p99);
+                                 : p->sleep(w->a, w->b, sum, x, y);
     case 'f': return w->name[1] == 'i' ? p->fib(w->a, sum) : p->pfor(w->a, sum);
     case 'm': return p->map(w->a, w->b, sum);
+    case 'r': return p->rss(w->a, sum, x);
+    case 'i': return p->idle(w->a, sum, x);
     default: return p->chain(w->a, sum);
     }
 }
 
-/* One warm-up, then `runs` timed runs; the median time and latenesses. */
+/* One warm-up, then `runs` timed runs; the median time and figures. */
 static int measure(const bench_peer *p, const workload *w, size_t threads,
                    int runs, sample *out)
 {
     if (p->setup(threads) != 0)
         return -1;
-    double t[runs], l50[runs], l99[runs];
+    double t[runs], xs[runs], ys[runs];
     uint64_t want = expected(w), sum = 0;
     out->checksum_ok = true;
     for (int r = -1; r < runs; r++) {
@@ -135,14 +141,14 @@ static int measure(const bench_peer *p, const workload *w, size_t threads,
         out->checksum_ok &= sum == want;
         if (r >= 0) {
             t[r] = s;
-            l50[r] = a;
-            l99[r] = b;
+            xs[r] = a;
+            ys[r] = b;
         }
     }
     p->teardown();
     out->seconds = median(t, runs);
-    out->p50 = median(l50, runs);
-    out->p99 = median(l99, runs);
+    out->x = median(xs, runs);
+    out->y = median(ys, runs);
     return 0;
 }
 
@@ -210,7 +216,12 @@ static bool compare(const workload *w, const options *o)
                      serial / s.seconds);
         else if (!strcmp(w->name, "sleep"))
             snprintf(extra, sizeof(extra), "lateness p50 %.2f ms, p99 %.2f ms",
-                     s.p50 * 1e3, s.p99 * 1e3);
+                     s.x * 1e3, s.y * 1e3);
+        else if (!strcmp(w->name, "rss"))
+            snprintf(extra, sizeof(extra), "%.1f bytes per pending future",
+                     s.x);
+        else if (!strcmp(w->name, "idle"))
+            snprintf(extra, sizeof(extra), "%.1f ms CPU", s.x * 1e3);
         else
             snprintf(extra, sizeof(extra), "%.1f ns per task",
                      s.seconds * 1e9 / (double)tasks(w));
@@ -237,7 +248,8 @@ static void table_head(const options *o)
 
 /* ---- sweep --------------------------------------------------------------- */
 
-static void plot(const char *path, const char *csv, const char *title)
+static void plot(const char *path, const char *csv, const char *title,
+                 size_t base)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         printf("gnuplot is not installed: no plot (the CSV is %s)\n", csv);
@@ -255,20 +267,22 @@ static void plot(const char *path, const char *csv, const char *title)
         "set datafile separator ','\n"
         "set title 'fut: %s'\n"
         "set xlabel 'threads'\n"
-        "set ylabel 'speed-up over 1 thread'\n"
+        "set ylabel 'speed-up over %zu threads'\n"
         "set y2label 'median ms'\n"
         "set y2tics\n"
         "set key left top\n"
         "set grid\n"
         "plot '%s' using 1:3 skip 1 with linespoints title 'speed-up', "
-        "'' using 1:1 skip 1 with lines dashtype 2 title 'ideal', "
+        "'' using 1:($1/%zu) skip 1 with lines dashtype 2 title 'ideal', "
         "'' using 1:2 skip 1 axes x1y2 with linespoints title 'median ms'\n",
-        png ? "pngcairo" : "svg", path, title, csv);
+        png ? "pngcairo" : "svg", path, title, base, csv, base);
     if (pclose(gp) == 0)
         printf("plot: %s\n", path);
 }
 
-static int sweep(const workload *w, size_t max_threads, const options *o)
+/* fut alone on one workload at each pool size of list[0..n-1], against the
+ * first. */
+static int sweep(const workload *w, const size_t *list, int n, const options *o)
 {
     char title[64];
     describe(w, title, sizeof(title));
@@ -279,30 +293,35 @@ static int sweep(const workload *w, size_t max_threads, const options *o)
         return 2;
     }
     fprintf(out, "threads,median_ms,speedup,efficiency\n");
-    printf("sweep of %s, median of %d runs\n\n"
+    printf("sweep of %s, median of %d runs; speed-up = time at %zu threads "
+           "(the first row) / time, efficiency = speed-up / (threads / %zu)"
+           "\n\n"
            "| threads | median ms | speed-up | efficiency |\n"
            "| --- | --- | --- | --- |\n",
-           title, o->runs);
+           title, o->runs, list[0], list[0]);
     double base = 0;
     bool ok = true;
-    for (size_t t = 1; t <= max_threads; t++) {
+    for (int i = 0; i < n; i++) {
+        size_t t = list[i];
         sample s;
-        if (measure(&bench_fut, w, t, o->runs, &s) != 0)
+        if (measure(&bench_fut, w, t, o->runs, &s) != 0) {
+            fprintf(stderr, "fut-bench: no pool of %zu threads\n", t);
+            fclose(out);
             return 2;
+        }
         ok &= s.checksum_ok;
-        if (t == 1)
+        if (i == 0)
             base = s.seconds;
-        double up = base / s.seconds;
+        double up = base / s.seconds, eff = up * (double)list[0] / (double)t;
         printf("| %zu | %.3f | %.2f | %.0f%% |%s\n", t, s.seconds * 1e3, up,
-               100 * up / (double)t, s.checksum_ok ? "" : " **checksum**");
-        fprintf(out, "%zu,%.4f,%.4f,%.4f\n", t, s.seconds * 1e3, up,
-                up / (double)t);
+               100 * eff, s.checksum_ok ? "" : " **checksum**");
+        fprintf(out, "%zu,%.4f,%.4f,%.4f\n", t, s.seconds * 1e3, up, eff);
         fflush(stdout);
     }
     fclose(out);
     printf("\nCSV: %s\n", csv);
     if (o->plot)
-        plot(o->plot, csv, title);
+        plot(o->plot, csv, title, list[0]);
     return ok ? 0 : 1;
 }
 
@@ -311,20 +330,33 @@ static int sweep(const workload *w, size_t max_threads, const options *o)
 static void usage(FILE *to)
 {
     fprintf(to, "usage: fut-bench [options] WORKLOAD\n"
-                "       fut-bench [options] sweep WORKLOAD --threads 1..K\n"
+                "       fut-bench [options] sweep WORKLOAD --threads LIST\n"
                 "       fut-bench [options] all\n"
                 "workloads:\n"
-                "  spawn N      N empty tasks from outside, then joined\n"
-                "  fib N        a task per call, awaited by the parent\n"
+                "  spawn N      N empty tasks, then joined (fut: from outside; "
+                "fut-group: from\n"
+                "               one task on the pool, like OpenMP's single)\n"
+                "  fib N        a task per call, awaited by the parent "
+                "(fut-join: fut_join per\n"
+                "               call, as rayon::join)\n"
                 "  map N W      N CPU tasks of W xorshift rounds (speed-up "
                 "against the serial loop)\n"
                 "  for N        a parallel reduce over N terms\n"
                 "  chain N      N continuations, one after another\n"
                 "  sleep N MS   N concurrent timers (lateness p50/p99)\n"
+                "  rss N        resident bytes per pending fut_sleep, N of "
+                "them (the array of N\n"
+                "               pointers included; a fresh child process "
+                "per run; fut only)\n"
+                "  idle MS      CPU time of an idle pool over MS ms "
+                "(default 1000; a child\n"
+                "               process per run; fut only)\n"
                 "  all          each of them at its default size\n"
                 "options:\n"
                 "  --threads N  pool size (default: the CPUs you may use); "
-                "1..K for sweep\n"
+                "for sweep, the sizes:\n"
+                "               1..K, A..K, a list A,B,C (the first is the "
+                "baseline), or N for 1..N\n"
                 "  --runs R     timed runs per measurement, median taken "
                 "(default 5)\n"
                 "  --peers A,B  only these runtimes (built in: ");
@@ -339,6 +371,7 @@ static void usage(FILE *to)
 static const workload defaults[] = {
     {"spawn", 200000, 0}, {"fib", 25, 0},        {"map", 20000, 20000},
     {"for", 50000000, 0}, {"chain", 1000000, 0}, {"sleep", 10000, 50},
+    {"rss", 1000000, 0},  {"idle", 1000, 0},
 };
 
 static int parse_workload(int argc, char **argv, int i, workload *w)
@@ -359,10 +392,44 @@ static int parse_workload(int argc, char **argv, int i, workload *w)
     return -1;
 }
 
+enum { MAX_SIZES = 64, MAX_THREADS = 4096 };
+
+/* --threads: counts N, ranges A..K, or a comma list of them, each count
+ * from 1 to MAX_THREADS. Stores them in list; returns how many, 0 when s
+ * is malformed. */
+static int parse_threads(const char *s, size_t list[MAX_SIZES])
+{
+    int n = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return 0;
+        unsigned long a = strtoul(p, &end, 10), b = a;
+        if (end[0] == '.' && end[1] == '.') {
+            p = end + 2;
+            if (*p < '0' || *p > '9')
+                return 0;
+            b = strtoul(p, &end, 10);
+        }
+        if (a < 1 || b < a || b > MAX_THREADS ||
+            b - a >= (unsigned long)(MAX_SIZES - n))
+            return 0;
+        for (unsigned long t = a; t <= b; t++)
+            list[n++] = t;
+        if (!*end)
+            return n;
+        if (*end != ',')
+            return 0;
+        p = end;
+    }
+}
+
 int main(int argc, char **argv)
 {
     options o = {.threads = 0, .runs = 5};
-    size_t max_threads = 0;
+    size_t sizes[MAX_SIZES];
+    int nsizes = 0;
+    const char *threads_arg = NULL;
     bool do_sweep = false, do_all = false;
     workload w = {0};
     bool have_workload = false;
@@ -372,9 +439,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--threads") && next) {
-            const char *dots = strstr(next, "..");
-            o.threads = strtoul(dots ? dots + 2 : next, NULL, 10);
-            max_threads = o.threads;
+            threads_arg = next;
             i += 2;
         } else if (!strcmp(a, "--runs") && next) {
             o.runs = atoi(next);
@@ -406,16 +471,35 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (o.threads == 0) {
+    if (threads_arg) {
+        nsizes = parse_threads(threads_arg, sizes);
+        if (nsizes == 0 || (nsizes > 1 && !do_sweep)) {
+            fprintf(stderr,
+                    "fut-bench: --threads %s: expected a count from 1 to %d%s"
+                    "\n",
+                    threads_arg, MAX_THREADS,
+                    do_sweep ? ", a range A..K or a list A,B,C (64 at most)"
+                             : " (ranges and lists are for sweep)");
+            return 2;
+        }
+        o.threads = sizes[0];
+    } else {
         fut_pool *probe;
+        o.threads = 1;
         if (fut_pool_create(&probe, NULL) == 0) {
             o.threads = fut_pool_threads(probe);
             fut_pool_destroy(probe);
         }
-        max_threads = o.threads;
     }
-    if (do_sweep)
-        return sweep(&w, max_threads, &o);
+    if (do_sweep) {
+        bool plain = !threads_arg ||
+                     strspn(threads_arg, "0123456789") == strlen(threads_arg);
+        if (plain) /* N, or the CPUs: 1..N */
+            for (nsizes = 0; nsizes < (int)o.threads && nsizes < MAX_SIZES;
+                 nsizes++)
+                sizes[nsizes] = (size_t)nsizes + 1;
+        return sweep(&w, sizes, nsizes, &o);
+    }
     table_head(&o);
     bool ok = true;
     if (do_all)

@@ -26,6 +26,10 @@ typedef struct bench_peer {
     double (*chain)(long n, uint64_t *sum);       /* n continuations      */
     double (*sleep)(long n, long ms, uint64_t *sum, double *p50,
                     double *p99); /* n timers of ms       */
+    double (*rss)(long n, uint64_t *sum,
+                  double *bytes); /* memory of n pending futures */
+    double (*idle)(long ms, uint64_t *sum,
+                   double *cpu); /* CPU seconds of ms idle */
 } bench_peer;
 
 double bench_now(void); /* seconds, CLOCK_MONOTONIC */
@@ -53,7 +57,7 @@ static inline uint64_t bench_fib(long n)
     return n < 2 ? (uint64_t)n : bench_fib(n - 1) + bench_fib(n - 2);
 }
 
-extern const bench_peer bench_fut, bench_fut_group;
+extern const bench_peer bench_fut, bench_fut_group, bench_fut_join;
 extern const bench_peer bench_omp, bench_tbb, bench_glib;
 
 #ifdef __cplusplus

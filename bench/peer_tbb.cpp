@@ -114,6 +114,6 @@ double tbb_pfor(long n, uint64_t *sum)
 } // namespace
 
 extern "C" const bench_peer bench_tbb = {
-    "onetbb", tbb_setup, tbb_teardown, tbb_spawn, tbb_fib,
-    tbb_map,  tbb_pfor,  nullptr,      nullptr,
+    "onetbb", tbb_setup, tbb_teardown, tbb_spawn, tbb_fib, tbb_map,
+    tbb_pfor, nullptr,   nullptr,      nullptr,   nullptr,
 };

@@ -1,13 +1,23 @@
 /*
  * fut's side of the benchmark: every workload with a future per task
- * ("fut"), and the fork-join ones with groups ("fut-group").
+ * ("fut"), the fork-join ones with groups ("fut-group"), and fib with
+ * fut_join ("fut-join").
  */
 #include "bench.h"
 
 #include <fut/fut.h>
 
+#include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static fut_pool *pool;
 
@@ -68,16 +78,27 @@ static int count_one(void *arg, void **value)
     return 0;
 }
 
+/* All n children from inside one task on the pool, as OpenMP's `single`
+ * thread (a member of the team) spawns its tasks. */
+static int group_spawner(void *arg, void **value)
+{
+    (void)value;
+    fut_group *g = NULL;
+    int err = fut_group_create(pool, &g);
+    for (long i = 0; !err && i < (long)(intptr_t)arg; i++)
+        err = fut_group_spawn(g, count_one, NULL);
+    fut_group_destroy(g);
+    return err;
+}
+
 static double group_spawn_n(long n, uint64_t *sum)
 {
-    fut_group *g;
     atomic_store(&counter, 0);
     double t0 = bench_now();
-    fut_group_create(pool, &g);
-    for (long i = 0; i < n; i++)
-        fut_group_spawn(g, count_one, NULL);
-    fut_group_destroy(g);
+    fut_future *f = fut_spawn(pool, group_spawner, (void *)(intptr_t)n);
+    fut_await(f, NULL);
     double t = bench_now() - t0;
+    fut_release(f);
     *sum = atomic_load(&counter);
     return t;
 }
@@ -137,16 +158,47 @@ static int fib_group_task(void *arg, void **value)
     return 0;
 }
 
-static double group_fib(long n, uint64_t *sum)
+/* fib as rayon::join does it: no cutoff, both halves on the stack. */
+static int fib_join(void *arg)
+{
+    struct fib_frame *f = arg;
+    if (f->n < 2) {
+        f->result = (uint64_t)f->n;
+        return 0;
+    }
+    struct fib_frame a = {f->n - 1, 0}, b = {f->n - 2, 0};
+    int err = fut_join(pool, fib_join, &a, fib_join, &b);
+    f->result = a.result + b.result;
+    return err;
+}
+
+static int fib_join_task(void *arg, void **value)
+{
+    (void)value;
+    return fib_join(arg);
+}
+
+/* fib n by fn(&frame) in one task on the pool. */
+static double frame_fib(long n, fut_task_fn fn, uint64_t *sum)
 {
     struct fib_frame root = {n, 0};
     double t0 = bench_now();
-    fut_future *f = fut_spawn(pool, fib_group_task, &root);
-    fut_await(f, NULL);
+    fut_future *f = fut_spawn(pool, fn, &root);
+    int err = fut_await(f, NULL);
     double t = bench_now() - t0;
     fut_release(f);
-    *sum = root.result;
+    *sum = err ? 0 : root.result;
     return t;
+}
+
+static double group_fib(long n, uint64_t *sum)
+{
+    return frame_fib(n, fib_group_task, sum);
+}
+
+static double join_fib(long n, uint64_t *sum)
+{
+    return frame_fib(n, fib_join_task, sum);
 }
 
 /* ---- map ---------------------------------------------------------------- */
@@ -264,6 +316,118 @@ static double fut_sleep_n(long n, long ms, uint64_t *sum, double *p50,
     return t;
 }
 
+/* ---- rss and idle: each run in a child process of its own -------------- */
+
+/* What the child sends back through its pipe. */
+struct child_result {
+    double seconds, figure;
+    uint64_t sum;
+};
+
+/* Forks a child that makes a pool of its own, the only one with threads
+ * there, runs fn(n, &result) on it and sends the result back: so the heap
+ * it measures was never used by an earlier run, and the CPU time it counts
+ * is that of its own pool only. Zeros when something failed. */
+static double in_child(void (*fn)(long, struct child_result *), long n,
+                       uint64_t *sum, double *figure)
+{
+    struct child_result r = {0, 0, 0};
+    size_t threads = fut_pool_threads(pool);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        *sum = 0;
+        *figure = 0;
+        return 0;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        if (fut_setup(threads) == 0) {
+            fn(n, &r);
+            fut_teardown();
+        }
+        _exit(write(fds[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+    }
+    close(fds[1]);
+    if (pid < 0 || read(fds[0], &r, sizeof(r)) != sizeof(r))
+        r = (struct child_result){0, 0, 0};
+    close(fds[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    *sum = r.sum;
+    *figure = r.figure;
+    return r.seconds;
+}
+
+static double resident_bytes(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* n pending hour-long sleeps: resident bytes per future, the array of n
+ * pointers that holds them included; the time is their creation. */
+static void rss_child(long n, struct child_result *r)
+{
+#ifdef __GLIBC__
+    malloc_trim(0); /* what the parent freed is counted when it is reused */
+#endif
+    double before = resident_bytes(), t0 = bench_now();
+    fut_future **fs = malloc((size_t)n * sizeof(*fs));
+    for (long i = 0; i < n; i++)
+        fs[i] = fut_sleep(pool, 3600000);
+    r->seconds = bench_now() - t0;
+    r->figure = (resident_bytes() - before) / (double)n;
+    for (long i = 0; i < n; i++) {
+        r->sum += fut_cancel(fs[i]) == 0;
+        fut_release(fs[i]);
+    }
+    free(fs);
+}
+
+static double fut_rss(long n, uint64_t *sum, double *bytes)
+{
+    return in_child(rss_child, n, sum, bytes);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The CPU time the process (its pool) spends while nothing is asked of
+ * it for ms milliseconds, after 100 ms to settle. */
+static void idle_child(long ms, struct child_result *r)
+{
+    sleep_ms(100);
+    double cpu = cpu_seconds(), t0 = bench_now();
+    sleep_ms(ms);
+    r->seconds = bench_now() - t0;
+    r->figure = cpu_seconds() - cpu;
+    r->sum = (uint64_t)ms;
+}
+
+static double fut_idle(long ms, uint64_t *sum, double *cpu)
+{
+    return in_child(idle_child, ms, sum, cpu);
+}
+
 const bench_peer bench_fut = {
     .name = "fut",
     .setup = fut_setup,
@@ -274,6 +438,8 @@ const bench_peer bench_fut = {
     .pfor = fut_pfor,
     .chain = fut_chain,
     .sleep = fut_sleep_n,
+    .rss = fut_rss,
+    .idle = fut_idle,
 };
 
 const bench_peer bench_fut_group = {
@@ -282,4 +448,11 @@ const bench_peer bench_fut_group = {
     .teardown = fut_teardown,
     .spawn = group_spawn_n,
     .fib = group_fib,
+};
+
+const bench_peer bench_fut_join = {
+    .name = "fut-join",
+    .setup = fut_setup,
+    .teardown = fut_teardown,
+    .fib = join_fib,
 };
