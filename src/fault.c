@@ -11,6 +11,7 @@
 #undef malloc
 #undef calloc
 #undef realloc
+#undef aligned_alloc
 #undef strdup
 #undef pthread_create
 #undef pthread_mutex_init
@@ -49,6 +50,11 @@ void *fut__fault_calloc(size_t n, size_t size)
 void *fut__fault_realloc(void *p, size_t size)
 {
     return fails() ? NULL : realloc(p, size);
+}
+
+void *fut__fault_aligned_alloc(size_t align, size_t size)
+{
+    return fails() ? NULL : aligned_alloc(align, size);
 }
 
 char *fut__fault_strdup(const char *s)

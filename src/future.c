@@ -1,32 +1,36 @@
 /*
- * Futures: their state, completion, continuations, fut_all, cancellation
- * and promises.
+ * Futures: their state, completion, continuations, fut_all, sleeps and
+ * timeouts, cancellation and promises, built on the scheduler's work and
+ * timer items.
  *
- * A future completes exactly once. Its phase word decides who completes
- * it: the thread whose compare-and-swap moves it out of WAITING or QUEUED
- * (a runner, a canceller, a promise, a combiner) owns the completion.
- * fut__complete writes value and error, release-sets done and detaches
- * the listener list under the future's lock, so a listener is either
- * attached before completion and fired, or refused and handled inline.
- * Listeners fire through a per-thread trampoline: a completion caused by
- * another completion (a failure flowing down a chain of a million links)
- * is queued, not recursed into.
+ * A future completes exactly once: the thread whose compare-and-swap
+ * moves its phase out of WAITING or QUEUED (a runner, a canceller, a
+ * promise, a timer, a combiner) owns the completion (the state word and
+ * its transitions are described in internal.h). fut__complete writes
+ * value and error and sets DONE; when no listener was ever attached that
+ * is one compare-and-swap, which also drops the completer's reference;
+ * otherwise it detaches the listener list under the future's stripe
+ * lock, so a listener is either attached before completion and fired, or
+ * refused and handled by its owner. Listeners fire through a per-thread
+ * trampoline: a completion caused by another completion (a failure
+ * flowing down a chain of a million links) is queued, not recursed into.
  *
- * References: a spawned or attached unit holds a "task reference" on its
- * future from acceptance until fut__drop_task_ref, so the future lives
- * while it is queued, waiting on its input or running, whatever the user
- * releases. A continuation owns the reference it consumed on its input
- * and drops it with its task reference; others may only borrow the input
- * after retaining it under the continuation's lock.
+ * References: a spawned or attached unit, a timer and a promise each hold
+ * a "task reference" on their future until they are finished with it, so
+ * the future lives while it is queued, waiting or running, whatever the
+ * user releases. A continuation owns the reference it consumed on its
+ * input and drops it once it has run (or was cancelled); others may only
+ * borrow the input after retaining it under the stripe lock.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define STATIC_FUTURE(err)                                                     \
     {                                                                          \
-        .refs = 1, .phase = PHASE_CLAIMED, .done = true, .kind = KIND_STATIC,  \
+        .state = PHASE_CLAIMED | F_DONE | F_REF, .kind = KIND_STATIC,          \
         .error = (err),                                                        \
     }
 
@@ -34,7 +38,22 @@ static fut_future s_einval = STATIC_FUTURE(EINVAL);
 static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
 static fut_future s_empty = STATIC_FUTURE(0);
 
-static _Thread_local fut_future *tl_current; /* the unit running here */
+static FUT_TLS fut_future *tl_current; /* the unit running here */
+static FUT_TLS bool tl_in_user;        /* inside a unit's code    */
+
+fut_user_mark fut__user_begin(fut_future *current)
+{
+    fut_user_mark saved = {tl_current, tl_in_user};
+    tl_current = current;
+    tl_in_user = true;
+    return saved;
+}
+
+void fut__user_end(fut_user_mark saved)
+{
+    tl_current = saved.current;
+    tl_in_user = saved.in_user;
+}
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
  * no code path holds two future locks at once, so sharing cannot
@@ -63,33 +82,69 @@ static void unlock_future(const fut_future *f)
     pthread_mutex_unlock(stripe(f));
 }
 
-/* Futures whose listeners wait to fire on this thread. */
-static _Thread_local struct {
-    fut_future *head, *tail;
-    bool draining;
-} tl_fire;
+#define CONTAINER(ptr, type, member)                                           \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-static fut_future *future_new(fut_pool *pool, enum fut_kind kind, size_t extra)
+static uint64_t refs_of(uint64_t state)
 {
-    fut_future *f = calloc(1, sizeof(*f) + extra);
+    return state / F_REF;
+}
+
+/* ---- Memory -------------------------------------------------------------- */
+
+/* The all_state of fut_all sits right after the header. */
+#define ALL_OFFSET offsetof(fut_future, work)
+
+static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
+{
+    switch (kind) {
+    case KIND_TASK: return offsetof(fut_future, input);
+    case KIND_THEN: return sizeof(fut_future);
+    case KIND_SLEEP:
+        return flags & FLAG_TRACED ? offsetof(fut_future, arg)
+                                   : offsetof(fut_future, fn);
+    case KIND_TIMEOUT: return offsetof(fut_future, qnext);
+    case KIND_ALL: return ALL_OFFSET + extra;
+    default: return ALL_OFFSET;
+    }
+}
+
+static fut_future *future_new(fut_pool *pool, enum fut_kind kind,
+                              unsigned flags, size_t extra, unsigned refs)
+{
+    fut_future *f = fut__alloc(future_size(kind, flags, extra));
     if (!f)
         return NULL;
-    atomic_init(&f->refs, 1);
-    atomic_init(&f->phase, PHASE_WAITING);
-    atomic_init(&f->done, false);
-    atomic_init(&f->cancel_req, false);
-    FUT_RACY(&f->done, sizeof(f->done) + sizeof(f->cancel_req)); /* atomics */
+    atomic_init(&f->state, PHASE_WAITING + refs * F_REF);
+    f->error = 0;
     f->kind = (unsigned char)kind;
+    f->flags = (unsigned char)flags;
+    f->value = NULL;
+    f->listeners = NULL;
     f->pool = pool;
+    if (kind == KIND_THEN || kind == KIND_TIMEOUT)
+        f->input = NULL;
     if (pool)
-        fut__pool_retain(pool);
+        fut__pool_ref_take(pool);
     return f;
+}
+
+static void future_free(fut_future *f)
+{
+    if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
+        fut_release(f->input); /* NULL unless a unit never got to drop it */
+    size_t extra = 0;
+    if (f->kind == KIND_ALL)
+        extra = *(size_t *)((char *)f + ALL_OFFSET); /* all_state.bytes */
+    if (f->pool)
+        fut__pool_ref_drop(f->pool);
+    fut__free(f, future_size(f->kind, f->flags, extra));
 }
 
 fut_future *fut_retain(fut_future *f)
 {
     if (f && f->kind != KIND_STATIC)
-        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->state, F_REF, memory_order_relaxed);
     return f;
 }
 
@@ -98,37 +153,60 @@ void fut_release(fut_future *f)
     if (!f || f->kind == KIND_STATIC)
         return;
     /* acq_rel: the last releaser sees every write of the other owners. */
-    FUT_HAPPENS_BEFORE(&f->refs);
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    FUT_HAPPENS_BEFORE(&f->state);
+    uint64_t old =
+        atomic_fetch_sub_explicit(&f->state, F_REF, memory_order_acq_rel);
+    if (refs_of(old) != 1)
         return;
-    FUT_HAPPENS_AFTER(&f->refs);
-    FUT_FORGET(&f->refs);
-    FUT_FORGET(&f->done);
-    FUT_UNRACY(&f->done, sizeof(f->done) + sizeof(f->cancel_req));
-    fut_release(f->input); /* NULL unless a unit never got to drop it */
-    if (f->pool)
-        fut__pool_release(f->pool);
-    free(f);
+    FUT_HAPPENS_AFTER(&f->state);
+    FUT_FORGET(&f->state);
+    future_free(f);
 }
 
 bool fut_is_ready(const fut_future *f)
 {
-    if (!f || !atomic_load_explicit(&f->done, memory_order_acquire))
+    if (!f || !(atomic_load_explicit(&f->state, memory_order_acquire) & F_DONE))
         return false;
-    FUT_HAPPENS_AFTER(&f->done);
+    FUT_HAPPENS_AFTER(&f->state);
     return true;
 }
 
-static bool claim(fut_future *f, int from)
+static unsigned phase_of(const fut_future *f)
 {
-    return atomic_compare_exchange_strong(&f->phase, &from, PHASE_CLAIMED);
+    return (unsigned)(atomic_load_explicit(&f->state, memory_order_relaxed) &
+                      F_PHASE);
+}
+
+/* Moves f's phase from `from` to `to`; false when it was not `from`. */
+static bool claim_to(fut_future *f, unsigned from, unsigned to)
+{
+    uint64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    while ((s & F_PHASE) == from)
+        if (atomic_compare_exchange_weak_explicit(
+                &f->state, &s, (s & ~F_PHASE) | to, memory_order_acq_rel,
+                memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static bool claim(fut_future *f, unsigned from)
+{
+    return claim_to(f, from, PHASE_CLAIMED);
 }
 
 /* ---- Completion -------------------------------------------------------- */
 
+/* Futures whose listeners wait to fire on this thread: a FIFO that only
+ * grows while a fire completes another future. */
+static FUT_TLS struct {
+    fut_future **q;
+    size_t head, len, cap;
+    bool draining;
+} tl_fire;
+
 static void fire_all(fut_future *f)
 {
-    fut_listener *l = f->listeners;
+    fut_listener *l = f->listeners; /* detached: ours alone */
     f->listeners = NULL;
     while (l) {
         fut_listener *next = l->next; /* l may be gone once fired */
@@ -137,43 +215,80 @@ static void fire_all(fut_future *f)
     }
 }
 
-void fut__complete(fut_future *f, void *value, int error)
+/* Fires f's detached listeners now, or after the fires this thread is
+ * already in (then f is kept alive until its turn). */
+static void fire_or_defer(fut_future *f)
 {
-    lock_future(f);
-    f->value = error ? NULL : value;
-    f->error = error;
-    FUT_HAPPENS_BEFORE(&f->done);
-    atomic_store_explicit(&f->done, true, memory_order_release);
-    bool any = f->listeners != NULL; /* now detached: ours alone */
-    unlock_future(f);
-    if (!any)
+    if (tl_fire.draining) {
+        if (tl_fire.len == tl_fire.cap) {
+            size_t cap = tl_fire.cap ? 2 * tl_fire.cap : 16;
+            fut_future **q = malloc(cap * sizeof(*q));
+            if (!q) { /* no memory to defer: fire here, recursing once */
+                fire_all(f);
+                return;
+            }
+            for (size_t i = 0; i < tl_fire.len; i++)
+                q[i] = tl_fire.q[(tl_fire.head + i) % tl_fire.cap];
+            free(tl_fire.q);
+            tl_fire.q = q;
+            tl_fire.head = 0;
+            tl_fire.cap = cap;
+        }
+        tl_fire.q[(tl_fire.head + tl_fire.len++) % tl_fire.cap] = fut_retain(f);
         return;
-
-    fut_retain(f);
-    f->defer_next = NULL;
-    if (tl_fire.tail)
-        tl_fire.tail->defer_next = f;
-    else
-        tl_fire.head = f;
-    tl_fire.tail = f;
-    if (tl_fire.draining)
-        return; /* the loop below, further up this stack, fires it */
+    }
     tl_fire.draining = true;
-    fut_future *g;
-    while ((g = tl_fire.head)) {
-        tl_fire.head = g->defer_next;
-        if (!tl_fire.head)
-            tl_fire.tail = NULL;
+    fire_all(f);
+    while (tl_fire.len) {
+        fut_future *g = tl_fire.q[tl_fire.head];
+        tl_fire.head = (tl_fire.head + 1) % tl_fire.cap;
+        tl_fire.len--;
         fire_all(g);
         fut_release(g);
     }
+    free(tl_fire.q);
+    tl_fire.q = NULL;
+    tl_fire.head = tl_fire.cap = 0;
     tl_fire.draining = false;
+}
+
+/* Completes f, whose completion the caller owns; drops one reference of
+ * the caller's when `drop` (the caller must hold one either way). */
+static void complete(fut_future *f, void *value, int error, bool drop)
+{
+    f->value = error ? NULL : value;
+    f->error = error;
+    FUT_HAPPENS_BEFORE(&f->state);
+    uint64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    while (!(s & F_LISTENED)) {
+        uint64_t to = (s | F_DONE) - (drop ? F_REF : 0);
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, to,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            if (drop && refs_of(s) == 1)
+                future_free(f);
+            return;
+        }
+    }
+    atomic_fetch_or_explicit(&f->state, F_DONE, memory_order_acq_rel);
+    lock_future(f); /* after a listener's unlock: we see its node */
+    unlock_future(f);
+    fire_or_defer(f);
+    if (drop)
+        fut_release(f);
+}
+
+void fut__complete(fut_future *f, void *value, int error)
+{
+    complete(f, value, error, false);
 }
 
 bool fut__listen(fut_future *f, fut_listener *l)
 {
     lock_future(f);
-    bool pending = !atomic_load_explicit(&f->done, memory_order_relaxed);
+    uint64_t old =
+        atomic_fetch_or_explicit(&f->state, F_LISTENED, memory_order_acq_rel);
+    bool pending = !(old & F_DONE);
     if (pending) {
         l->next = f->listeners;
         f->listeners = l;
@@ -186,7 +301,7 @@ bool fut__unlisten(fut_future *f, fut_listener *l)
 {
     bool found = false;
     lock_future(f);
-    if (!atomic_load_explicit(&f->done, memory_order_relaxed)) {
+    if (!(atomic_load_explicit(&f->state, memory_order_relaxed) & F_DONE)) {
         for (fut_listener **p = &f->listeners; *p; p = &(*p)->next) {
             if (*p == l) {
                 *p = l->next;
@@ -217,7 +332,8 @@ static fut_future *borrow_input(fut_future *f)
     return in;
 }
 
-void fut__drop_task_ref(fut_future *f)
+/* The unit, timer or listener is finished with f. */
+static void drop_task_ref(fut_future *f)
 {
     if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
         fut_release(take_input(f));
@@ -233,8 +349,8 @@ static int call(fut_future *f, void **value)
     return f->fn.then(f->arg, f->input->value, value);
 }
 
-/* call(), timed into the worker's trace lane; out of the way of the
- * untraced path, which pays only the branch that picks it. */
+/* call(), timed into the trace; out of the way of the untraced path,
+ * which pays only the branch that picks it. */
 static __attribute__((noinline, cold)) int
 call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 {
@@ -246,46 +362,65 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
     return error;
 }
 
+/* Runs a claimed task or continuation and completes it; drops the task
+ * reference (and a continuation's input). */
 static void execute(fut_future *f)
 {
-    fut_future *saved = tl_current;
     void *value = NULL;
-    tl_current = f;
-    fut_trace_lane *lane = f->quiet ? NULL : fut__trace_lane(f->pool);
+    fut_user_mark saved = fut__user_begin(f);
+    fut_trace_lane *lane = fut__trace_lane(f->pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
-    tl_current = saved;
-    if (!f->quiet)
-        fut__stat_ran(f->pool, error);
-    if (f->group)
-        fut__group_child_done(f->group, error);
-    fut__complete(f, value, error);
+    fut__user_end(saved);
+    if (f->pool) {
+        fut__stat_add(f->pool, STAT_COMPLETED, 1);
+        if (error)
+            fut__stat_add(f->pool, STAT_FAILED, 1);
+    }
+    if (f->kind == KIND_THEN)
+        fut_release(take_input(f));
+    complete(f, value, error, true);
 }
 
-void fut__run(fut_future *f)
+/* The scheduler runs a queued task or continuation. */
+static void run_unit(fut_work *w)
 {
-    int queued = PHASE_QUEUED;
-    if (atomic_compare_exchange_strong(&f->phase, &queued, PHASE_RUNNING)) {
-        if (!f->quiet)
-            fut__stat_dequeued(f->pool);
+    fut_future *f = CONTAINER(w, fut_future, work);
+    if (claim_to(f, PHASE_QUEUED, PHASE_RUNNING)) {
+        fut__stat_add(f->pool, STAT_QUEUED, -1);
         execute(f);
-    } /* else cancelled while queued, and counted then */
-    fut__drop_task_ref(f);
+    } else { /* cancelled while queued, and counted then */
+        drop_task_ref(f);
+    }
+}
+
+/* A worker about to wait for f, which it queued itself and nobody has
+ * taken yet: takes it back and runs it here, with no listener and no
+ * wakeup. Returns whether it did. */
+bool fut__run_own(fut_future *f)
+{
+    if ((f->kind != KIND_TASK && f->kind != KIND_THEN) || !f->pool ||
+        phase_of(f) != PHASE_QUEUED ||
+        !fut__sched_take_back(&f->pool->sched, &f->work))
+        return false;
+    run_unit(&f->work);
+    return true;
 }
 
 /* Whether this thread is inside a unit's own code (not only completing
  * one). */
 bool fut__in_unit(void)
 {
-    return tl_current != NULL;
+    return tl_in_user;
 }
 
 bool fut_cancel_requested(void)
 {
     if (!tl_current ||
-        !atomic_load_explicit(&tl_current->cancel_req, memory_order_relaxed))
+        !(atomic_load_explicit(&tl_current->state, memory_order_relaxed) &
+          F_CANCEL))
         return false;
-    FUT_HAPPENS_AFTER(&tl_current->cancel_req);
+    FUT_HAPPENS_AFTER(&tl_current->state);
     return true;
 }
 
@@ -295,57 +430,72 @@ fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
 {
     if (!pool || !fn)
         return &s_einval;
-    fut_future *f = future_new(pool, KIND_TASK, 0);
+    fut_future *f = future_new(pool, KIND_TASK, 0, 0, 2); /* + task ref */
     if (!f)
         return &s_enomem;
     f->fn.task = fn;
     f->arg = arg;
-    atomic_store_explicit(&f->phase, PHASE_QUEUED, memory_order_relaxed);
-    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* + task */
-    int err = fut__pool_submit(pool, f);
+    f->work.run = run_unit;
+    atomic_store_explicit(&f->state, PHASE_QUEUED + 2 * F_REF,
+                          memory_order_relaxed);
+    fut__stat_add(pool, STAT_SPAWNED, 1);
+    fut__stat_add(pool, STAT_QUEUED, 1);
+    int err = fut__sched_submit(&pool->sched, &f->work, SUBMIT_NEW);
     if (err) {
-        atomic_store_explicit(&f->phase, PHASE_CLAIMED, memory_order_relaxed);
-        fut__complete(f, NULL, err);
-        fut__drop_task_ref(f);
+        fut__stat_add(pool, STAT_SPAWNED, -1);
+        fut__stat_add(pool, STAT_QUEUED, -1);
+        claim(f, PHASE_QUEUED);
+        complete(f, NULL, err, true);
     }
     return f;
 }
 
-/* A task with no handle for the caller: a group child, or a quiet helper
- * of fut_parallel_for. Returns 0 once it is queued, or the error. */
-int fut__spawn_child(fut_pool *pool, fut_task_fn fn, void *arg,
-                     fut_group *group, bool quiet)
-{
-    fut_future *f = future_new(pool, KIND_TASK, 0);
-    if (!f)
-        return ENOMEM;
-    f->fn.task = fn;
-    f->arg = arg;
-    f->group = group;
-    f->quiet = quiet;
-    atomic_store_explicit(&f->phase, PHASE_QUEUED, memory_order_relaxed);
-    int err = fut__pool_submit(pool, f); /* the one reference: the task's */
-    if (err)
-        fut_release(f);
-    return err;
-}
-
 /* ---- fut_then ---------------------------------------------------------- */
+
+/* c's input has completed successfully: queue c, unless it was cancelled
+ * meanwhile or the pool refuses it (then it is cancelled). On a worker,
+ * outside a unit's own code, c runs next on the same worker. */
+static void then_ready(fut_future *c)
+{
+    fut_pool *pool = c->pool;
+    fut__stat_add(pool, STAT_QUEUED, 1);
+    if (!claim_to(c, PHASE_WAITING, PHASE_QUEUED)) {
+        fut__stat_add(pool, STAT_QUEUED, -1); /* cancelled meanwhile */
+        drop_task_ref(c);
+        return;
+    }
+    int err = fut__in_unit()
+                  ? fut__sched_submit(&pool->sched, &c->work, SUBMIT_READY)
+                  : fut__sched_submit_next(&pool->sched, &c->work);
+    if (!err)
+        return; /* queued: the runner drops the task reference */
+    fut__stat_add(pool, STAT_QUEUED, -1);
+    if (claim(c, PHASE_QUEUED)) {
+        fut__stat_add(pool, STAT_CANCELLED, 1);
+        complete(c, NULL, ECANCELED, false);
+    }
+    drop_task_ref(c);
+}
 
 static void then_fire(fut_listener *l, fut_future *in)
 {
-    fut_future *c = (fut_future *)((char *)l - offsetof(fut_future, node));
+    fut_future *c = CONTAINER(l, fut_future, node);
     int error = in->error;
-    if (!c->orphan && fut__pool_then_ready(c->pool, c, error != 0))
-        return; /* queued: the runner drops the task reference */
+    bool orphan = c->flags & FLAG_ORPHAN;
+    if (c->flags & FLAG_LISTED)
+        fut__pending_remove(c->pool, c);
+    if (!orphan && !error) {
+        then_ready(c);
+        return;
+    }
     if (claim(c, PHASE_WAITING)) {
         if (!error)
-            error = c->orphan ? ESHUTDOWN : ECANCELED;
-        if (!c->orphan)
-            fut__stat_cancelled(c->pool);
-        fut__complete(c, NULL, error);
+            error = ESHUTDOWN; /* orphan: it would have had to run */
+        if (!orphan)
+            fut__stat_add(c->pool, STAT_CANCELLED, 1);
+        complete(c, NULL, error, false);
     }
-    fut__drop_task_ref(c);
+    drop_task_ref(c);
 }
 
 fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
@@ -356,7 +506,11 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
         fut_release(f);
         return &s_einval;
     }
-    fut_future *c = future_new(f->pool, KIND_THEN, 0);
+    fut_pool *pool = f->pool; /* f may be gone once c is listening */
+    bool listed =
+        f->kind == KIND_PLAIN || f->kind == KIND_ALL || f->kind == KIND_TIMEOUT;
+    fut_future *c = future_new(pool, KIND_THEN, listed ? FLAG_LISTED : 0, 0,
+                               2); /* + task ref */
     if (!c) {
         fut_release(f);
         return &s_enomem;
@@ -365,24 +519,34 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
     c->arg = arg;
     c->input = f;
     c->node.fire = then_fire;
-    atomic_store_explicit(&c->refs, 2, memory_order_relaxed); /* + task */
-    if (!f->pool) { /* no pool: f is complete; run here */
-        atomic_store_explicit(&c->phase, PHASE_RUNNING, memory_order_relaxed);
-        if (f->error)
-            fut__complete(c, NULL, f->error);
-        else
+    c->work.run = run_unit;
+    if (!pool) { /* no pool: f is complete; run here */
+        claim_to(c, PHASE_WAITING, PHASE_RUNNING);
+        if (f->error) {
+            complete(c, NULL, f->error, false);
+            drop_task_ref(c);
+        } else {
             execute(c);
-        fut__drop_task_ref(c);
+        }
         return c;
     }
-    fut_pool *pool = f->pool; /* f may be gone once c is listening */
-    c->listed =
-        f->kind == KIND_PLAIN || f->kind == KIND_ALL || f->kind == KIND_TIMEOUT;
-    c->orphan = fut__pool_admit_then(pool, c) != 0;
+    /* An outside thread counts itself busy until c listens, so destroy
+     * cannot close the pool in between (c's input may complete then). */
+    bool outside = !fut__sched_self(&pool->sched);
+    if (outside ? fut__sched_enter(&pool->sched) != 0
+                : fut__sched_refuses(&pool->sched, SUBMIT_NEW)) {
+        c->flags |= FLAG_ORPHAN;
+        c->flags &= (unsigned char)~FLAG_LISTED;
+        outside = false;
+    } else {
+        fut__stat_add(pool, STAT_SPAWNED, 1);
+        if (listed)
+            fut__pending_add(pool, c);
+    }
     if (!fut__listen(f, &c->node))
         then_fire(&c->node, f);
-    if (!c->orphan)
-        fut__pool_attached(pool);
+    if (outside)
+        fut__sched_leave(&pool->sched);
     return c;
 }
 
@@ -393,29 +557,44 @@ void fut__then_cancel_pending(fut_future *c)
     fut_future *in = borrow_input(c);
     if (in && fut__unlisten(in, &c->node)) {
         if (claim(c, PHASE_WAITING)) {
-            fut__stat_cancelled(c->pool);
-            fut__complete(c, NULL, ECANCELED);
+            fut__stat_add(c->pool, STAT_CANCELLED, 1);
+            complete(c, NULL, ECANCELED, false);
         }
-        fut__drop_task_ref(c);
+        drop_task_ref(c);
     }
     fut_release(in);
 }
 
 /* ---- fut_sleep and fut_timeout ---------------------------------------- */
 
+static unsigned timer_flags(fut_pool *pool)
+{
+    return pool->trace_path ? FLAG_TRACED : 0;
+}
+
+static int timer_add(fut_future *f, uint64_t ms)
+{
+    uint64_t now = fut__now_ns();
+    uint64_t limit = (UINT64_MAX - now) / 1000000u;
+    if (f->flags & FLAG_TRACED)
+        f->fn.armed = now;
+    f->timer.deadline = ms < limit ? now + ms * 1000000u : UINT64_MAX;
+    f->timer.index = 0;
+    return fut__timer_add(&f->pool->sched, &f->timer);
+}
+
 fut_future *fut_sleep(fut_pool *pool, uint64_t ms)
 {
     if (!pool)
         return &s_einval;
-    fut_future *f = future_new(pool, KIND_SLEEP, 0);
+    fut_future *f = future_new(pool, KIND_SLEEP, timer_flags(pool), 0,
+                               2); /* + the timer's */
     if (!f)
         return &s_enomem;
-    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* + timer */
-    int err = fut__timer_add(pool, f, ms);
+    int err = timer_add(f, ms);
     if (err) {
         claim(f, PHASE_WAITING);
-        fut__complete(f, NULL, err);
-        fut_release(f);
+        complete(f, NULL, err, true);
     }
     return f;
 }
@@ -424,17 +603,22 @@ fut_future *fut_sleep(fut_pool *pool, uint64_t ms)
  * a cancel got there first. */
 static void timeout_fire(fut_listener *l, fut_future *in)
 {
-    fut_future *t = (fut_future *)((char *)l - offsetof(fut_future, node));
-    if (fut__timer_remove(t->pool, t))
+    fut_future *t = CONTAINER(l, fut_future, node);
+    if (fut__timer_remove(&t->pool->sched, &t->timer))
         fut_release(t); /* the timer's reference; ours remains */
     if (claim(t, PHASE_WAITING))
-        fut__complete(t, in->value, in->error);
-    fut__drop_task_ref(t);
+        complete(t, in->value, in->error, false);
+    drop_task_ref(t);
 }
 
 /* Timer thread: a sleep is done, or a timeout has expired. */
-void fut__timer_fire(fut_future *f)
+void fut__timer_fired(fut_timer *timer)
 {
+    fut_future *f = CONTAINER(timer, fut_future, timer);
+    fut_pool *pool = f->pool;
+    if (pool->trace_path)
+        fut__trace_record(&pool->timer_trace, NULL, f->kind, f->fn.armed,
+                          fut__now_ns());
     if (claim(f, PHASE_WAITING)) {
         bool timeout = f->kind == KIND_TIMEOUT;
         /* NULL when the input completed just now and dropped it. */
@@ -443,7 +627,8 @@ void fut__timer_fire(fut_future *f)
             fut_cancel(in);
             fut_release(in);
         }
-        fut__complete(f, NULL, timeout ? ETIMEDOUT : 0);
+        complete(f, NULL, timeout ? ETIMEDOUT : 0, true);
+        return;
     }
     fut_release(f); /* the timer's reference */
 }
@@ -454,7 +639,9 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
         return &s_einval;
     if (fut_is_ready(f) || !f->pool)
         return f; /* a complete future needs no timer */
-    fut_future *t = future_new(f->pool, KIND_TIMEOUT, 0);
+    /* + the timer's reference, + the listener's (the task reference) */
+    fut_future *t =
+        future_new(f->pool, KIND_TIMEOUT, timer_flags(f->pool), 0, 3);
     if (!t) { /* f can no longer be bounded, nor reached: stop it */
         fut_cancel(f);
         fut_release(f);
@@ -462,16 +649,13 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
     }
     t->input = f;
     t->node.fire = timeout_fire;
-    /* + the timer's reference, + the listener's (the task reference) */
-    atomic_store_explicit(&t->refs, 3, memory_order_relaxed);
-    int err = fut__timer_add(f->pool, t, ms);
+    int err = timer_add(t, ms);
     if (err) {
         if (err == ENOMEM)
             fut_cancel(f); /* as above; t still holds f */
         claim(t, PHASE_WAITING);
-        fut__complete(t, NULL, err);
-        fut_release(t);
-        fut__drop_task_ref(t);
+        complete(t, NULL, err, true); /* the timer's reference */
+        drop_task_ref(t);
         return t;
     }
     if (!fut__listen(f, &t->node))
@@ -487,6 +671,7 @@ struct all_node {
 };
 
 struct all_state {
+    size_t bytes; /* of this state and its arrays: first, see future_free */
     atomic_size_t remaining;
     size_t n;
     fut_future **in;
@@ -495,7 +680,7 @@ struct all_state {
 
 static struct all_state *all_state(fut_future *f)
 {
-    return (struct all_state *)(f + 1);
+    return (struct all_state *)(void *)((char *)f + ALL_OFFSET);
 }
 
 static void all_fire(fut_listener *l, fut_future *in)
@@ -512,10 +697,10 @@ static void all_fire(fut_listener *l, fut_future *in)
     for (size_t i = 0; i < st->n && !error; i++)
         error = st->in[i]->error;
     if (claim(all, PHASE_WAITING))
-        fut__complete(all, NULL, error);
+        complete(all, NULL, error, false);
     for (size_t i = 0; i < st->n; i++)
         fut_release(st->in[i]);
-    fut__drop_task_ref(all);
+    fut_release(all); /* the task reference */
 }
 
 fut_future *fut_all(fut_future *const futs[], size_t n)
@@ -532,18 +717,18 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
     if (n == 0)
         return &s_empty;
     size_t per = sizeof(fut_future *) + sizeof(struct all_node);
-    if (n > (SIZE_MAX - sizeof(struct all_state)) / per)
+    if (n > (SIZE_MAX / 2 - sizeof(struct all_state)) / per)
         return &s_enomem;
-    fut_future *all =
-        future_new(pool, KIND_ALL, sizeof(struct all_state) + n * per);
+    size_t bytes = sizeof(struct all_state) + n * per;
+    fut_future *all = future_new(pool, KIND_ALL, 0, bytes, 2); /* + task */
     if (!all)
         return &s_enomem;
     struct all_state *st = all_state(all);
+    st->bytes = bytes;
     st->n = n;
     st->nodes = (struct all_node *)(st + 1);
     st->in = (fut_future **)(st->nodes + n);
     atomic_init(&st->remaining, n);
-    atomic_store_explicit(&all->refs, 2, memory_order_relaxed); /* + task */
     for (size_t i = 0; i < n; i++) {
         st->in[i] = fut_retain(futs[i]);
         st->nodes[i].all = all;
@@ -559,32 +744,33 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
 
 /* ---- Cancellation ------------------------------------------------------ */
 
-/* Cancels f alone. On success with a continuation, *input is its input,
- * retained, for the caller to cancel next. */
+/* Cancels f alone. On success with a continuation or timeout, *input is
+ * its input, retained, for the caller to cancel next. */
 static int cancel_one(fut_future *f, fut_future **input)
 {
     *input = NULL;
     for (;;) {
-        int phase = atomic_load(&f->phase);
+        unsigned phase = phase_of(f);
         switch (phase) {
         case PHASE_WAITING:
         case PHASE_QUEUED:
             if (!claim(f, phase))
-                continue;
+                continue; /* it moved on: look again */
             if (phase == PHASE_QUEUED)
-                fut__stat_dequeued(f->pool);
-            if (phase == PHASE_QUEUED || (f->kind == KIND_THEN && !f->orphan))
-                fut__stat_cancelled(f->pool);
+                fut__stat_add(f->pool, STAT_QUEUED, -1);
+            if (phase == PHASE_QUEUED ||
+                (f->kind == KIND_THEN && !(f->flags & FLAG_ORPHAN)))
+                fut__stat_add(f->pool, STAT_CANCELLED, 1);
             if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
                 *input = borrow_input(f);
             if ((f->kind == KIND_SLEEP || f->kind == KIND_TIMEOUT) &&
-                fut__timer_remove(f->pool, f))
+                fut__timer_remove(&f->pool->sched, &f->timer))
                 fut_release(f); /* the timer's reference; ours remains */
-            fut__complete(f, NULL, ECANCELED);
+            complete(f, NULL, ECANCELED, false);
             return 0;
         case PHASE_RUNNING:
-            FUT_HAPPENS_BEFORE(&f->cancel_req);
-            atomic_store_explicit(&f->cancel_req, true, memory_order_relaxed);
+            FUT_HAPPENS_BEFORE(&f->state);
+            atomic_fetch_or_explicit(&f->state, F_CANCEL, memory_order_relaxed);
             return fut_is_ready(f) ? EALREADY : EBUSY;
         default: return EALREADY;
         }
@@ -613,10 +799,9 @@ int fut_promise_create(fut_pool *pool, fut_promise **promise,
 {
     if (!pool || !promise || !future)
         return EINVAL;
-    fut_future *f = future_new(pool, KIND_PLAIN, 0);
+    fut_future *f = future_new(pool, KIND_PLAIN, 0, 0, 2); /* + promise */
     if (!f)
         return ENOMEM;
-    atomic_store_explicit(&f->refs, 2, memory_order_relaxed); /* + promise */
     *promise = (fut_promise *)f;
     *future = f;
     return 0;
@@ -625,13 +810,12 @@ int fut_promise_create(fut_pool *pool, fut_promise **promise,
 static int promise_settle(fut_promise *promise, void *value, int error)
 {
     fut_future *f = (fut_future *)promise;
-    int rc = EALREADY;
     if (claim(f, PHASE_WAITING)) {
-        fut__complete(f, value, error);
-        rc = 0;
+        complete(f, value, error, true);
+        return 0;
     }
     fut_release(f);
-    return rc;
+    return EALREADY;
 }
 
 int fut_promise_resolve(fut_promise *promise, void *value)

@@ -1,40 +1,70 @@
 /*
- * Structured scopes: fut_group and fut_parallel_for.
+ * Structured scopes: fut_group, fut_parallel_for and fut_join, built on
+ * the scheduler's work items (no future per child).
  *
- * A group counts its children that have not finished. The child that
- * brings the count to zero completes the group's "done" future, made when
- * the count left zero; fut_group_wait awaits that future, so a wait on a
- * worker runs queued work (the children among it) and a wait elsewhere
- * blocks on a condition variable. A child that spawns into its own group
- * does so before it finishes, so the count cannot touch zero early.
+ * A group child is a 40-byte work item (alloc.c recycles it). The group
+ * counts its unfinished children in `pending`, two per child: the child
+ * that would bring it to 0 first makes it 1 ("the last child is
+ * finishing"), then, under the group's lock, takes the list of waiters
+ * and sets 0, and only then, with no lock held, wakes the waiters it
+ * took. A waiter adds itself under the lock unless pending is 0, so it is
+ * either on the list the last child takes or sees 0. After setting 0 the
+ * last child touches the group only to unlock it; fut_group_destroy
+ * takes the lock once before freeing it. A child that spawns into its
+ * own group does so before it finishes, so pending cannot touch 0 early.
  *
  * fut_parallel_for hands out chunks from one atomic counter: the caller
- * and up to one helper task per other worker (left out of the stats: the
+ * and up to one helper item per other worker (left out of the stats: the
  * chunks are the units) each claim the next chunk until none is left, so
- * the caller helps to the end whether or not it is a worker, and no task
+ * the caller helps to the end whether or not it is a worker, and no item
  * is made per chunk. Whoever finishes the last chunk keeps a promise the
  * caller awaits, so the caller never waits for a helper that has not
  * started; the range is reference counted, and a late helper finds no
- * chunk and lets go of it. Once a chunk fails, the rest are skipped.
+ * chunk and lets go of it. Once a chunk fails, the rest are skipped. An
+ * outside caller counts itself busy on the pool while it runs chunks, so
+ * destroy waits for them.
+ *
+ * fut_join keeps b's work item in the caller's stack frame: pushed on
+ * the worker's deque, popped back and run inline when nobody stole it;
+ * when stolen, the thief marks it done under the waiter's lock.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#define CONTAINER(ptr, type, member)                                           \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* A thread in fut_group_wait, on the group's list until the last child
+ * wakes it. */
+typedef struct group_waiter {
+    struct group_waiter *next;
+    fut_wait_ctx ctx;
+    atomic_bool woken; /* raised under ctx.lock: the last touch */
+} group_waiter;
+
 struct fut_group {
-    fut_pool *pool; /* holds a pool reference                 */
+    fut_pool *pool;        /* holds a pool reference                      */
+    atomic_size_t pending; /* 2 per unfinished child; 1 while the last
+                              one finishes                          */
+    atomic_int error;      /* the first child error; 0 until then   */
     pthread_mutex_t lock;
-    size_t pending;   /* children not finished: lock            */
-    fut_future *done; /* completes when pending drops to 0: lock */
-    atomic_int error; /* the first child error; 0 until then     */
+    group_waiter *waiters; /* lock                                  */
+};
+
+struct group_child {
+    fut_work work;
+    fut_task_fn fn;
+    void *arg;
+    fut_group *group;
 };
 
 int fut_group_create(fut_pool *pool, fut_group **group)
 {
     if (!pool || !group)
         return EINVAL;
-    fut_group *g = calloc(1, sizeof(*g));
+    fut_group *g = malloc(sizeof(*g));
     if (!g)
         return ENOMEM;
     int rc = pthread_mutex_init(&g->lock, NULL);
@@ -42,65 +72,128 @@ int fut_group_create(fut_pool *pool, fut_group **group)
         free(g);
         return rc;
     }
+    atomic_init(&g->pending, 0);
     atomic_init(&g->error, 0);
+    g->waiters = NULL;
     g->pool = pool;
     fut__pool_retain(pool);
     *group = g;
     return 0;
 }
 
-int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
+static void wake_group_waiter(group_waiter *w)
 {
-    if (!g || !fn)
-        return EINVAL;
-    pthread_mutex_lock(&g->lock);
-    if (g->pending == 0) {
-        fut_promise *p;
-        fut_future *done;
-        /* A promise on no pool would do, but promises need one. */
-        int rc = fut_promise_create(g->pool, &p, &done);
-        if (rc) {
-            pthread_mutex_unlock(&g->lock);
-            return rc;
-        }
-        fut_release(done); /* the promise's reference remains */
-        g->done = (fut_future *)p;
-    }
-    g->pending++;
-    pthread_mutex_unlock(&g->lock);
-
-    int rc = fut__spawn_child(g->pool, fn, arg, g, false);
-    if (rc) /* never queued: count it out again */
-        fut__group_child_done(g, 0);
-    return rc;
+    pthread_mutex_t *lock = w->ctx.lock; /* outlives w: see wait.c */
+    pthread_cond_t *cv = w->ctx.cv;
+    pthread_mutex_lock(lock);
+    atomic_store(&w->woken, true);
+    fut__sched_wake_waiter(cv);
+    pthread_mutex_unlock(lock);
 }
 
-void fut__group_child_done(fut_group *g, int error)
+static void child_done(fut_group *g, int error)
 {
     if (error) {
         int none = 0;
         atomic_compare_exchange_strong(&g->error, &none, error);
     }
+    size_t s = atomic_load_explicit(&g->pending, memory_order_relaxed);
+    for (;;) {
+        size_t to = s == 2 ? 1 : s - 2;
+        if (atomic_compare_exchange_weak_explicit(&g->pending, &s, to,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (s != 2)
+        return;
     pthread_mutex_lock(&g->lock);
-    fut_future *done = --g->pending == 0 ? g->done : NULL;
-    if (done)
-        g->done = NULL;
+    group_waiter *w = g->waiters;
+    g->waiters = NULL;
+    atomic_fetch_sub_explicit(&g->pending, 1, memory_order_release);
     pthread_mutex_unlock(&g->lock); /* g may be gone from here on */
-    if (done)
-        fut_promise_resolve((fut_promise *)done, NULL);
+    while (w) {
+        group_waiter *next = w->next;
+        wake_group_waiter(w);
+        w = next;
+    }
+}
+
+static void child_run(fut_work *w)
+{
+    struct group_child *c = CONTAINER(w, struct group_child, work);
+    fut_group *g = c->group;
+    fut_task_fn fn = c->fn;
+    void *arg = c->arg, *value = NULL;
+    fut__free(c, sizeof(*c)); /* before the call: a spawn inside reuses it */
+    fut_pool *pool = g->pool;
+    fut__stat_add(pool, STAT_QUEUED, -1);
+    fut_user_mark saved = fut__user_begin(NULL);
+    fut_trace_lane *lane = fut__trace_lane(pool);
+    uint64_t start = lane ? fut__now_ns() : 0;
+    int rc = fn(arg, &value);
+    if (lane)
+        fut__trace_record(lane, (fut_fn)fn, KIND_TASK, start, fut__now_ns());
+    fut__user_end(saved);
+    fut__stat_add(pool, STAT_COMPLETED, 1);
+    if (rc)
+        fut__stat_add(pool, STAT_FAILED, 1);
+    child_done(g, rc);
+}
+
+int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
+{
+    if (!g || !fn)
+        return EINVAL;
+    struct group_child *c = fut__alloc(sizeof(*c));
+    if (!c)
+        return ENOMEM;
+    *c = (struct group_child){
+        .work.run = child_run, .fn = fn, .arg = arg, .group = g};
+    fut_pool *pool = g->pool;
+    atomic_fetch_add_explicit(&g->pending, 2, memory_order_relaxed);
+    fut__stat_add(pool, STAT_SPAWNED, 1);
+    fut__stat_add(pool, STAT_QUEUED, 1);
+    int rc = fut__sched_submit(&pool->sched, &c->work, SUBMIT_NEW);
+    if (rc) { /* never queued: count it out again */
+        fut__stat_add(pool, STAT_SPAWNED, -1);
+        fut__stat_add(pool, STAT_QUEUED, -1);
+        fut__free(c, sizeof(*c));
+        child_done(g, 0);
+    }
+    return rc;
+}
+
+static bool group_waiter_woken(void *arg)
+{
+    return atomic_load(&((group_waiter *)arg)->woken);
 }
 
 int fut_group_wait(fut_group *group)
 {
     if (!group)
         return EINVAL;
+    if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
+        return atomic_load(&group->error);
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    group_waiter w = {.ctx = {&lock, &cv, group_waiter_woken, NULL}};
+    w.ctx.arg = &w;
+    atomic_init(&w.woken, false);
+    fut_sched_worker *self = fut__sched_any_self();
+    if (self)
+        fut__sched_wait_init(self, &w.ctx);
     pthread_mutex_lock(&group->lock);
-    fut_future *done = fut_retain(group->done);
-    pthread_mutex_unlock(&group->lock);
-    if (done) {
-        fut_await(done, NULL);
-        fut_release(done);
+    bool wait = atomic_load(&group->pending) != 0;
+    if (wait) {
+        w.next = group->waiters;
+        group->waiters = &w;
     }
+    pthread_mutex_unlock(&group->lock);
+    if (wait)
+        fut__sched_wait(self, &w.ctx, NULL, true);
+    pthread_cond_destroy(&cv);
+    pthread_mutex_destroy(&lock);
     return atomic_load(&group->error);
 }
 
@@ -132,6 +225,11 @@ struct range {
     fut_promise *all_done;  /* kept when finished == chunks   */
 };
 
+struct range_helper {
+    fut_work work;
+    struct range *range;
+};
+
 static void range_release(struct range *r)
 {
     FUT_HAPPENS_BEFORE(&r->refs);
@@ -146,24 +244,20 @@ static void run_chunk(struct range *r, size_t i)
 {
     fut_pool *pool = r->pool;
     if (atomic_load_explicit(&r->error, memory_order_relaxed)) {
-        fut__stat_cancelled(pool); /* skipped after a failure */
+        fut__stat_add(pool, STAT_CANCELLED, 1); /* skipped after a failure */
         return;
     }
     size_t lo = r->begin + i * r->grain;
     size_t hi = r->end - lo > r->grain ? lo + r->grain : r->end;
     uint64_t start = pool->trace_path ? fut__now_ns() : 0;
+    fut_user_mark saved = fut__user_begin(NULL);
     int rc = r->fn(r->arg, lo, hi);
-    if (pool->trace_path) {
-        fut_worker *w = fut__current_worker();
-        if (w && w->pool == pool)
-            fut__trace_record(&w->trace, (fut_fn)r->fn, KIND_TASK, start,
-                              fut__now_ns());
-        else
-            fut__trace_outside(pool, (fut_fn)r->fn, KIND_TASK, start,
-                               fut__now_ns());
-    }
-    fut__stat_ran(pool, rc);
+    fut__user_end(saved);
+    if (pool->trace_path)
+        fut__trace_unit(pool, (fut_fn)r->fn, KIND_TASK, start, fut__now_ns());
+    fut__stat_add(pool, STAT_COMPLETED, 1);
     if (rc) {
+        fut__stat_add(pool, STAT_FAILED, 1);
         int none = 0;
         atomic_compare_exchange_strong(&r->error, &none, rc);
     }
@@ -180,25 +274,37 @@ static void run_chunks(struct range *r)
     }
 }
 
-static int chunk_helper(void *arg, void **value)
+static void helper_run(fut_work *w)
 {
-    (void)value;
-    run_chunks(arg);
-    range_release(arg);
-    return 0;
+    struct range_helper *h = CONTAINER(w, struct range_helper, work);
+    struct range *r = h->range;
+    fut__free(h, sizeof(*h));
+    run_chunks(r);
+    range_release(r);
 }
 
-int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
+/* Queues up to n helpers; with no memory for one, the caller does more
+ * itself. */
+static void start_helpers(struct range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct range_helper *h = fut__alloc(sizeof(*h));
+        if (!h)
+            return;
+        *h = (struct range_helper){.work.run = helper_run, .range = r};
+        atomic_fetch_add(&r->refs, 1);
+        /* the caller is a worker of the pool, or counted busy on it */
+        if (fut__sched_submit(&r->pool->sched, &h->work, SUBMIT_READY)) {
+            atomic_fetch_sub(&r->refs, 1);
+            fut__free(h, sizeof(*h));
+            return;
+        }
+    }
+}
+
+static int run_range(fut_pool *pool, size_t begin, size_t end, size_t grain,
                      fut_range_fn fn, void *arg)
 {
-    if (!pool || !fn || begin > end)
-        return EINVAL;
-    if (!fut__pool_accepts(pool))
-        return ESHUTDOWN;
-    if (begin == end)
-        return 0;
-    if (grain == 0)
-        grain = 1;
     size_t n = end - begin;
     struct range *r = malloc(sizeof(*r));
     if (!r)
@@ -221,19 +327,13 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
         return rc;
     }
     /* One helper per other worker, at most one per chunk but the
-     * caller's; with no memory for one, the caller does more itself. */
-    fut_worker *self = fut__current_worker();
-    size_t helpers = fut_pool_threads(pool) - (self && self->pool == pool);
+     * caller's. */
+    size_t helpers =
+        pool->sched.threads - (fut__sched_self(&pool->sched) != NULL);
     if (helpers > r->chunks - 1)
         helpers = r->chunks - 1;
-    fut__stat_spawned(pool, r->chunks);
-    for (size_t h = 0; h < helpers; h++) {
-        atomic_fetch_add(&r->refs, 1);
-        if (fut__spawn_child(pool, chunk_helper, r, NULL, true) != 0) {
-            range_release(r);
-            break;
-        }
-    }
+    fut__stat_add(pool, STAT_SPAWNED, (long long)r->chunks);
+    start_helpers(r, helpers);
     run_chunks(r);
     fut_await(done, NULL); /* every chunk finished, wherever it ran */
     fut_release(done);
@@ -242,18 +342,52 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
     return rc;
 }
 
+int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
+                     fut_range_fn fn, void *arg)
+{
+    if (!pool || !fn || begin > end)
+        return EINVAL;
+    bool outside = !fut__sched_self(&pool->sched);
+    if (outside ? fut__sched_enter(&pool->sched) != 0
+                : fut__sched_refuses(&pool->sched, SUBMIT_NEW))
+        return ESHUTDOWN;
+    int rc = begin == end
+                 ? 0
+                 : run_range(pool, begin, end, grain ? grain : 1, fn, arg);
+    if (outside)
+        fut__sched_leave(&pool->sched);
+    return rc;
+}
+
 /* ---- fut_join ------------------------------------------------------------ */
 
-struct join_b {
+struct join_job {
+    fut_work work;
     fut_join_fn fn;
     void *arg;
+    int error;
+    atomic_bool done; /* raised under ctx.lock: the thief's last touch */
+    fut_wait_ctx ctx; /* where the caller waits                       */
 };
 
-static int join_b_task(void *arg, void **value)
+static bool join_done(void *arg)
 {
-    (void)value;
-    struct join_b *b = arg;
-    return b->fn(b->arg);
+    return atomic_load(&((struct join_job *)arg)->done);
+}
+
+/* b, run by a worker that took it from the caller's queue. */
+static void join_run(fut_work *w)
+{
+    struct join_job *job = CONTAINER(w, struct join_job, work);
+    fut_user_mark saved = fut__user_begin(NULL);
+    job->error = job->fn(job->arg);
+    fut__user_end(saved);
+    pthread_mutex_t *lock = job->ctx.lock; /* outlives job: see wait.c */
+    pthread_cond_t *cv = job->ctx.cv;
+    pthread_mutex_lock(lock);
+    atomic_store(&job->done, true);
+    fut__sched_wake_waiter(cv);
+    pthread_mutex_unlock(lock);
 }
 
 int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
@@ -261,12 +395,37 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
 {
     if (!pool || !fn_a || !fn_b)
         return EINVAL;
-    if (!fut__pool_accepts(pool))
-        return ESHUTDOWN;
-    struct join_b b = {fn_b, arg_b};
-    fut_future *fb = fut_spawn(pool, join_b_task, &b);
-    int ea = fn_a(arg_a);
-    int eb = fut_await(fb, NULL);
-    fut_release(fb);
-    return ea ? ea : eb;
+    struct join_job job = {.work.run = join_run, .fn = fn_b, .arg = arg_b};
+    job.ctx.done = join_done;
+    job.ctx.arg = &job;
+    atomic_init(&job.done, false);
+    fut_sched_worker *self = fut__sched_any_self();
+    if (self && self->sched == &pool->sched) { /* the fast path */
+        fut__sched_wait_init(self, &job.ctx);
+        fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
+        int ea = fn_a(arg_a), eb;
+        if (fut__sched_take_back(&pool->sched, &job.work)) {
+            eb = fn_b(arg_b); /* nobody took it: run it here */
+        } else {
+            fut__sched_wait(self, &job.ctx, NULL, true);
+            eb = job.error;
+        }
+        return ea ? ea : eb;
+    }
+    /* Another thread: b goes to the pool, a runs here. */
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    job.ctx.lock = &lock;
+    job.ctx.cv = &cv;
+    if (self) /* a worker of another pool helps its own while it waits */
+        fut__sched_wait_init(self, &job.ctx);
+    int rc = fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
+    if (!rc) {
+        int ea = fn_a(arg_a);
+        fut__sched_wait(self, &job.ctx, NULL, true);
+        rc = ea ? ea : job.error;
+    }
+    pthread_cond_destroy(&cv);
+    pthread_mutex_destroy(&lock);
+    return rc;
 }

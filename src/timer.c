@@ -1,25 +1,22 @@
 /*
- * Timers: each pool has one timer thread and a binary min-heap of
- * deadlines (CLOCK_MONOTONIC nanoseconds), both under the pool lock.
- * Sleeping never holds a worker: a sleep is a heap entry, and ten thousand
- * of them cost ten thousand entries. The timer thread sleeps on timer_cv
- * until the earliest deadline (or until an earlier one is added), pops
- * everything due in one go and fires it with the lock dropped.
+ * Timers: each scheduler has one timer thread and a binary min-heap of
+ * timer items ordered by deadline (CLOCK_MONOTONIC nanoseconds), both
+ * under timer_lock. Sleeping never holds a worker: a pending timer is a
+ * heap entry. The timer thread sleeps on timer_cv until the earliest
+ * deadline (or until an earlier one is added), then pops each due item
+ * and fires it with the lock dropped.
  *
- * A timer's entry holds a reference on its future. Whoever takes the
- * entry out of the heap owns that reference: the timer thread when it
- * pops a due entry, or fut__timer_remove when a sleep is cancelled or a
- * timeout's input completes first. pool->timers counts entries in the
- * heap plus those being fired, so destroy, which waits for it to reach 0,
- * never stops the thread while a fire may still queue work.
+ * Whoever takes an item out of the heap owns its firing: the timer thread
+ * when it pops a due item, or fut__timer_remove (which then returns true,
+ * and the item never fires). `timers` counts items in the heap plus those
+ * being fired, so drain, which waits for it to reach 0, never stops the
+ * thread while a fire may still queue work.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "sched.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 int fut__cond_init_monotonic(pthread_cond_t *cv)
 {
@@ -41,187 +38,189 @@ uint64_t fut__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- The heap (pool->lock) --------------------------------------------- */
+/* ---- The heap (timer_lock) ---------------------------------------------- */
 
-static void heap_set(fut_pool *pool, size_t i, fut_future *f)
+static void heap_set(fut_sched *s, size_t i, fut_timer *t)
 {
-    pool->heap[i] = f;
-    f->heap_index = i + 1;
+    s->heap[i] = t;
+    t->index = (uint32_t)(i + 1);
 }
 
-static void sift_up(fut_pool *pool, size_t i)
+static void sift_up(fut_sched *s, size_t i)
 {
-    fut_future *f = pool->heap[i];
+    fut_timer *t = s->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (pool->heap[parent]->deadline <= f->deadline)
+        if (s->heap[parent]->deadline <= t->deadline)
             break;
-        heap_set(pool, i, pool->heap[parent]);
+        heap_set(s, i, s->heap[parent]);
         i = parent;
     }
-    heap_set(pool, i, f);
+    heap_set(s, i, t);
 }
 
-static void sift_down(fut_pool *pool, size_t i)
+static void sift_down(fut_sched *s, size_t i)
 {
-    fut_future *f = pool->heap[i];
+    fut_timer *t = s->heap[i];
     for (;;) {
         size_t child = 2 * i + 1;
-        if (child >= pool->heap_len)
+        if (child >= s->heap_len)
             break;
-        if (child + 1 < pool->heap_len &&
-            pool->heap[child + 1]->deadline < pool->heap[child]->deadline)
+        if (child + 1 < s->heap_len &&
+            s->heap[child + 1]->deadline < s->heap[child]->deadline)
             child++;
-        if (f->deadline <= pool->heap[child]->deadline)
+        if (t->deadline <= s->heap[child]->deadline)
             break;
-        heap_set(pool, i, pool->heap[child]);
+        heap_set(s, i, s->heap[child]);
         i = child;
     }
-    heap_set(pool, i, f);
+    heap_set(s, i, t);
 }
 
-static void heap_remove(fut_pool *pool, fut_future *f)
+static void heap_remove(fut_sched *s, fut_timer *t)
 {
-    size_t i = f->heap_index - 1;
-    fut_future *last = pool->heap[--pool->heap_len];
-    f->heap_index = 0;
-    if (last != f) {
-        heap_set(pool, i, last);
-        sift_up(pool, i);
-        sift_down(pool, last->heap_index - 1);
+    size_t i = t->index - 1;
+    fut_timer *last = s->heap[--s->heap_len];
+    t->index = 0;
+    if (last != t) {
+        heap_set(s, i, last);
+        sift_up(s, i);
+        sift_down(s, last->index - 1);
     }
 }
 
-/* ---- Adding and removing ----------------------------------------------- */
+/* ---- Adding and removing ------------------------------------------------ */
 
-int fut__timer_add(fut_pool *pool, fut_future *f, uint64_t ms)
+#define HEAP_MAX ((size_t)UINT32_MAX - 1) /* index is 1 + position */
+
+int fut__timer_add(fut_sched *s, fut_timer *t)
 {
-    uint64_t now = fut__now_ns();
-    uint64_t limit = (UINT64_MAX - now) / 1000000u;
-    f->armed = now;
-    f->deadline = ms < limit ? now + ms * 1000000u : UINT64_MAX;
-
+    /* An outside thread counts itself busy while it adds (see sched.c). */
+    bool outside = !fut__sched_privileged(s);
+    if (outside && fut__sched_enter(s))
+        return ESHUTDOWN;
     int rc = 0;
-    pthread_mutex_lock(&pool->lock);
-    if (fut__pool_refuses(pool)) {
-        rc = ESHUTDOWN;
-    } else if (pool->heap_len == pool->heap_cap) {
-        size_t cap = pool->heap_cap ? 2 * pool->heap_cap : 64;
-        fut_future **heap = realloc(pool->heap, cap * sizeof(*heap));
+    pthread_mutex_lock(&s->timer_lock);
+    if (s->heap_len == s->heap_cap) {
+        size_t cap = s->heap_cap ? 2 * s->heap_cap : 64;
+        fut_timer **heap =
+            cap <= HEAP_MAX ? realloc(s->heap, cap * sizeof(*heap)) : NULL;
         if (heap) {
-            pool->heap = heap;
-            pool->heap_cap = cap;
+            s->heap = heap;
+            s->heap_cap = cap;
         } else {
             rc = ENOMEM;
         }
     }
     if (!rc) {
-        pool->heap[pool->heap_len++] = f;
-        sift_up(pool, pool->heap_len - 1);
-        pool->timers++;
-        if (f->heap_index == 1) /* a new earliest deadline */
-            pthread_cond_signal(&pool->timer_cv);
+        s->heap[s->heap_len++] = t;
+        sift_up(s, s->heap_len - 1);
+        atomic_fetch_add(&s->timers, 1);
+        if (t->index == 1) /* a new earliest deadline */
+            pthread_cond_signal(&s->timer_cv);
     }
-    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_unlock(&s->timer_lock);
+    if (outside)
+        fut__sched_leave(s);
     return rc;
 }
 
-bool fut__timer_remove(fut_pool *pool, fut_future *f)
+bool fut__timer_remove(fut_sched *s, fut_timer *t)
 {
-    pthread_mutex_lock(&pool->lock);
-    bool found = f->heap_index != 0;
-    if (found) {
-        heap_remove(pool, f);
-        pool->timers--;
-        fut__pool_check_quiet(pool);
-    }
-    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_lock(&s->timer_lock);
+    bool found = t->index != 0;
+    if (found)
+        heap_remove(s, t);
+    bool last = found && atomic_fetch_sub(&s->timers, 1) == 1;
+    pthread_mutex_unlock(&s->timer_lock);
+    if (last && atomic_load(&s->closing))
+        fut__sched_check_quiet(s);
     return found;
 }
 
-/* ---- The timer thread -------------------------------------------------- */
-
-static void wait_until(fut_pool *pool, uint64_t deadline)
+size_t fut__timer_pending(fut_sched *s)
 {
-    struct timespec ts = {
-        .tv_sec = (time_t)(deadline / 1000000000u),
-        .tv_nsec = (long)(deadline % 1000000000u),
-    };
-    pthread_cond_timedwait(&pool->timer_cv, &pool->lock, &ts);
-}
-
-/* Pops every entry due by now, linked through qnext (a timer's future is
- * never in a queue), and returns how many. */
-static size_t pop_due(fut_pool *pool, fut_future **due)
-{
-    uint64_t now = fut__now_ns();
-    size_t n = 0;
-    fut_future **tail = due;
-    while (pool->heap_len && pool->heap[0]->deadline <= now) {
-        fut_future *f = pool->heap[0];
-        heap_remove(pool, f);
-        *tail = f;
-        tail = &f->qnext;
-        n++;
-    }
-    *tail = NULL;
+    pthread_mutex_lock(&s->timer_lock);
+    size_t n = s->heap_len; /* firing ones are not pending */
+    pthread_mutex_unlock(&s->timer_lock);
     return n;
 }
 
+/* ---- The timer thread ---------------------------------------------------- */
+
 static void *timer_main(void *arg)
 {
-    fut_pool *pool = arg;
-    char name[16];
-    snprintf(name, sizeof(name), "%.9s-timer", pool->name);
-    pthread_setname_np(pthread_self(), name);
-
-    pthread_mutex_lock(&pool->lock);
-    while (!pool->timer_stop) {
-        fut_future *due;
-        size_t n = pop_due(pool, &due); /* still counted in timers */
-        if (n == 0) {
-            if (pool->heap_len == 0)
-                pthread_cond_wait(&pool->timer_cv, &pool->lock);
-            else
-                wait_until(pool, pool->heap[0]->deadline);
+    fut_sched *s = arg;
+    fut__tl_timer_sched = s;
+    pthread_mutex_lock(&s->timer_lock);
+    while (!s->timer_stop) {
+        if (s->heap_len == 0) {
+            pthread_cond_wait(&s->timer_cv, &s->timer_lock);
             continue;
         }
-        pthread_mutex_unlock(&pool->lock);
-        while (due) {
-            fut_future *f = due;
-            due = f->qnext; /* read first: the fire may free f */
-            if (pool->trace_path)
-                fut__trace_record(&pool->timer_trace, NULL, f->kind, f->armed,
-                                  fut__now_ns());
-            fut__timer_fire(f);
+        uint64_t d = s->heap[0]->deadline;
+        if (d > fut__now_ns()) {
+            struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
+                                  .tv_nsec = (long)(d % 1000000000u)};
+            pthread_cond_timedwait(&s->timer_cv, &s->timer_lock, &ts);
+            continue;
         }
-        pthread_mutex_lock(&pool->lock);
-        pool->timers -= n;
-        fut__pool_check_quiet(pool);
+        fut_timer *t = s->heap[0];
+        heap_remove(s, t); /* still counted in timers while it fires */
+        pthread_mutex_unlock(&s->timer_lock);
+        s->timer_fire(t);
+        pthread_mutex_lock(&s->timer_lock);
+        if (atomic_fetch_sub(&s->timers, 1) == 1 && atomic_load(&s->closing)) {
+            pthread_mutex_unlock(&s->timer_lock);
+            fut__sched_check_quiet(s);
+            pthread_mutex_lock(&s->timer_lock);
+        }
     }
-    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_unlock(&s->timer_lock);
     return NULL;
 }
 
-int fut__timer_start(fut_pool *pool)
+int fut__timer_start(fut_sched *s, const char *name)
 {
-    int rc = fut__cond_init_monotonic(&pool->timer_cv);
+    int rc = pthread_mutex_init(&s->timer_lock, NULL);
     if (rc)
         return rc;
-    rc = pthread_create(&pool->timer_thread, NULL, timer_main, pool);
+    rc = fut__cond_init_monotonic(&s->timer_cv);
     if (rc)
-        pthread_cond_destroy(&pool->timer_cv);
+        goto destroy_lock;
+    s->heap = NULL;
+    s->heap_len = s->heap_cap = 0;
+    atomic_init(&s->timers, 0);
+    s->timer_stop = false;
+    rc = pthread_create(&s->timer_thread, NULL, timer_main, s);
+    if (rc)
+        goto destroy_cv;
+    char tname[16];
+    fut__thread_name(tname, name, "-timer");
+    pthread_setname_np(s->timer_thread, tname);
+    return 0;
+
+destroy_cv:
+    pthread_cond_destroy(&s->timer_cv);
+destroy_lock:
+    pthread_mutex_destroy(&s->timer_lock);
     return rc;
 }
 
-/* Stops the timer thread; the heap is empty by then (destroy waited). */
-void fut__timer_stop(fut_pool *pool)
+/* Stops the timer thread; the heap is empty by then (drain waited). */
+void fut__timer_stop(fut_sched *s)
 {
-    pthread_mutex_lock(&pool->lock);
-    pool->timer_stop = true;
-    pthread_cond_signal(&pool->timer_cv);
-    pthread_mutex_unlock(&pool->lock);
-    pthread_join(pool->timer_thread, NULL);
-    pthread_cond_destroy(&pool->timer_cv);
-    free(pool->heap);
+    pthread_mutex_lock(&s->timer_lock);
+    s->timer_stop = true;
+    pthread_cond_signal(&s->timer_cv);
+    pthread_mutex_unlock(&s->timer_lock);
+    pthread_join(s->timer_thread, NULL);
+    free(s->heap);
+    s->heap = NULL;
+}
+
+void fut__timer_fini(fut_sched *s)
+{
+    pthread_cond_destroy(&s->timer_cv);
+    pthread_mutex_destroy(&s->timer_lock);
 }

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,48 @@ void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
     lane->events[lane->len++] = (fut_trace_event){fn, start, end, kind};
 }
 
-/* A unit run by a thread outside the pool (a fut_parallel_for caller):
- * its lane is shared, so it takes the pool lock. */
-void fut__trace_outside(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
-                        uint64_t end)
+/* A unit's event on its worker's lane; a thread outside the pool (a
+ * fut_parallel_for caller) shares one lane, under trace_lock. */
+void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
+                     uint64_t end)
 {
-    pthread_mutex_lock(&pool->lock);
+    fut_trace_lane *lane = fut__trace_lane(pool);
+    if (lane) {
+        fut__trace_record(lane, fn, kind, start, end);
+        return;
+    }
+    pthread_mutex_lock(&pool->trace_lock);
     fut__trace_record(&pool->outside_trace, fn, kind, start, end);
-    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_unlock(&pool->trace_lock);
+}
+
+/* s as the inside of a JSON string: quotes, backslashes and control
+ * characters escaped, and bytes that are not UTF-8 replaced by '?'. */
+static void write_escaped(FILE *out, const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (*c < 0x20)
+            fprintf(out, "\\u%04x", *c);
+        else if (*c < 0x80)
+            fputc(*c, out);
+        else { /* a UTF-8 sequence: copied whole when well formed */
+            int len = *c >= 0xF0 && *c < 0xF5 ? 4
+                      : *c >= 0xE0            ? 3
+                      : *c >= 0xC2            ? 2
+                                              : 0;
+            int ok = len > 0;
+            for (int i = 1; ok && i < len; i++)
+                ok = (c[i] & 0xC0) == 0x80;
+            if (!ok) {
+                fputc('?', out);
+                continue;
+            }
+            fwrite(c, 1, (size_t)len, out);
+            c += len - 1;
+        }
+    }
 }
 
 /* The symbol of fn where the binary exports it, else its address. */
@@ -57,9 +92,7 @@ static void write_name(FILE *out, fut_fn fn)
     memcpy(&addr, &fn, sizeof(addr)); /* POSIX: function pointers fit */
     Dl_info info;
     if (dladdr(addr, &info) && info.dli_sname && info.dli_saddr == addr) {
-        for (const char *c = info.dli_sname; *c; c++)
-            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
-                fputc(*c, out);
+        write_escaped(out, info.dli_sname);
     } else {
         fprintf(out, "%p", addr);
     }
@@ -100,17 +133,21 @@ static void write_lane_name(FILE *out, size_t tid, const char *name,
     *first = false;
     fprintf(out,
             "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%zu,"
-            "\"args\":{\"name\":\"%s-%zu\"}}",
-            tid, name, index);
+            "\"args\":{\"name\":\"",
+            tid);
+    write_escaped(out, name);
+    fprintf(out, "-%zu\"}}", index);
 }
 
 /* Writes the trace and frees the buffers; the lanes' threads are joined. */
+#define MAX_TRACE_LANES 4098 /* workers, the timer thread, outsiders */
+
 void fut__trace_write(fut_pool *pool)
 {
     fut_trace_lane *lanes[MAX_TRACE_LANES];
     size_t n = 0;
-    for (size_t i = 0; i < pool->threads && n < MAX_TRACE_LANES - 2; i++)
-        lanes[n++] = &pool->workers[i].trace;
+    for (size_t i = 0; i < pool->sched.threads && n < MAX_TRACE_LANES - 2; i++)
+        lanes[n++] = &pool->local[i].trace;
     lanes[n++] = &pool->timer_trace;
     lanes[n++] = &pool->outside_trace;
 

@@ -3,9 +3,9 @@
  *
  * Every wait is "any of these futures": the waiter hangs one listener on
  * each pending future, then blocks until one fires (a worker runs its
- * pool's units meanwhile, see pool.c). Afterwards it takes its listeners
- * back; one it cannot find was detached by a completer that is about to
- * fire it, so the waiter waits for exactly those fires before its stack
+ * pool's units meanwhile, see fut__sched_wait). Afterwards it takes its
+ * listeners back; one it cannot find was detached by a completer that is about
+ * to fire it, so the waiter waits for exactly those fires before its stack
  * frame, which holds the listeners, goes away.
  */
 #include "internal.h"
@@ -15,15 +15,44 @@
 
 #define STACK_NODES 4
 
+/* A thread waiting for futures: it sleeps on ctx (its own lock and
+ * condition variable, or on a worker its scheduler's) until fired
+ * reaches want. fired is raised under ctx.lock. */
+typedef struct fut_waiter {
+    fut_wait_ctx ctx;
+    atomic_size_t fired;
+    atomic_size_t want; /* stored by the waiter before it blocks */
+} fut_waiter;
+
 struct wait_node {
     fut_listener l;
     fut_waiter *w;
 };
 
+static bool satisfied(void *arg)
+{
+    fut_waiter *w = arg;
+    return atomic_load(&w->fired) >= atomic_load(&w->want);
+}
+
 static void wait_fire(fut_listener *l, fut_future *done)
 {
     (void)done;
-    fut__waiter_notify(((struct wait_node *)l)->w);
+    fut_waiter *w = ((struct wait_node *)l)->w;
+    /* A waiting worker checks fired without the lock and may return (its
+     * stack frame, and w, gone) the moment fired is raised: so the raise
+     * is the last touch of *w. The lock and cv outlive it: the
+     * scheduler's lock and the worker's cv, or an outside waiter's own
+     * pair, which it only leaves after taking that lock. */
+    pthread_mutex_t *lock = w->ctx.lock;
+    pthread_cond_t *cv = w->ctx.cv;
+    pthread_mutex_lock(lock);
+    size_t want = atomic_load(&w->want);
+    /* Wake the waiter only when it has what it wants: joining n futures
+     * costs one wakeup, not n. */
+    if (atomic_fetch_add(&w->fired, 1) + 1 >= want)
+        fut__sched_wake_waiter(cv);
+    pthread_mutex_unlock(lock);
 }
 
 static bool valid(fut_future *const futs[], size_t n)
@@ -68,8 +97,11 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
             done = !all;    /* one complete is enough for "any" */
         }
     }
+    fut_sched_worker *self = fut__sched_any_self();
     atomic_store(&w->want, all ? listening : 1);
-    int rc = done || listening == 0 ? 0 : fut__waiter_block(w, deadline, true);
+    int rc = done || listening == 0
+                 ? 0
+                 : fut__sched_wait(self, &w->ctx, deadline, true);
 
     /* Take back what has not fired; wait for the fires on their way. */
     size_t firing = 0;
@@ -77,7 +109,7 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
         if (nodes[i].w && !fut__unlisten(futs[i], &nodes[i].l))
             firing++;
     atomic_store(&w->want, firing);
-    fut__waiter_block(w, NULL, false);
+    fut__sched_wait(self, &w->ctx, NULL, false);
     return rc;
 }
 
@@ -101,12 +133,13 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
      * on CLOCK_MONOTONIC, so the condition variable needs no attribute). */
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-    fut_waiter w = {.lock = &lock, .cv = &cv};
+    fut_waiter w = {.ctx = {.lock = &lock, .cv = &cv, .done = satisfied}};
+    w.ctx.arg = &w;
     atomic_init(&w.fired, 0);
     atomic_init(&w.want, 1);
-    fut_worker *worker = fut__current_worker();
+    fut_sched_worker *worker = fut__sched_any_self();
     if (worker)
-        fut__waiter_init_worker(&w, worker);
+        fut__sched_wait_init(worker, &w.ctx);
     int rc = block_on(&w, futs, n, all, nodes, deadline);
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);
@@ -141,7 +174,7 @@ int fut_await(fut_future *f, void **value)
     if (!f)
         return EINVAL;
     if (!fut_is_ready(f))
-        fut__run_own_child(f); /* on a worker: our child, run it here */
+        fut__run_own(f); /* on a worker: our child, run it here */
     int rc = wait_for(&f, 1, false, NULL, &i);
     if (rc) {
         if (value)

@@ -1,0 +1,74 @@
+/*
+ * What every module of fut shares, the scheduler's included: the test
+ * builds' fault injection, the valgrind annotations, and the clock.
+ */
+#ifndef FUT_BASE_H
+#define FUT_BASE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Happens-before edges that helgrind cannot see, because they are made by
+ * C11 atomics (a release store read by an acquire load, a reference count
+ * reaching zero), and counters whose relaxed races are by design. Only in
+ * builds for valgrind (FUT_VALGRIND, scripts/valgrind.sh); no code
+ * otherwise. */
+#ifdef FUT_VALGRIND
+#include <valgrind/helgrind.h>
+#define FUT_HAPPENS_BEFORE(a) ANNOTATE_HAPPENS_BEFORE(a)
+#define FUT_HAPPENS_AFTER(a)  ANNOTATE_HAPPENS_AFTER(a)
+#define FUT_FORGET(a)         ANNOTATE_HAPPENS_BEFORE_FORGET_ALL(a)
+#define FUT_RACY(a, n)        VALGRIND_HG_DISABLE_CHECKING(a, n)
+#define FUT_UNRACY(a, n)      VALGRIND_HG_ENABLE_CHECKING(a, n)
+#else
+#define FUT_HAPPENS_BEFORE(a) ((void)0)
+#define FUT_HAPPENS_AFTER(a)  ((void)0)
+#define FUT_FORGET(a)         ((void)0)
+#define FUT_RACY(a, n)        ((void)0)
+#define FUT_UNRACY(a, n)      ((void)0)
+#endif
+
+#ifdef FUT_FAULT_INJECTION
+/* Test builds only (fault.c, tests/test_faults.c): every allocation and
+ * every thread, mutex and condition variable the library makes is
+ * counted, and the call fut__fault_at(n) names fails as the system would.
+ * The system headers come first, so the macros rename only our calls. */
+#include <stdlib.h>
+#include <string.h>
+void fut__fault_at(long n);  /* the nth counted call from now fails; 0: off */
+long fut__fault_calls(void); /* calls counted since the last fut__fault_at */
+void *fut__fault_malloc(size_t size);
+void *fut__fault_calloc(size_t n, size_t size);
+void *fut__fault_realloc(void *p, size_t size);
+void *fut__fault_aligned_alloc(size_t align, size_t size);
+char *fut__fault_strdup(const char *s);
+int fut__fault_thread(pthread_t *t, const pthread_attr_t *a,
+                      void *(*fn)(void *), void *arg);
+int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a);
+int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a);
+#define malloc(s)                  fut__fault_malloc(s)
+#define calloc(n, s)               fut__fault_calloc(n, s)
+#define realloc(p, s)              fut__fault_realloc(p, s)
+#define aligned_alloc(a, s)        fut__fault_aligned_alloc(a, s)
+#define strdup(s)                  fut__fault_strdup(s)
+#define pthread_create(t, a, f, x) fut__fault_thread(t, a, f, x)
+#define pthread_mutex_init(m, a)   fut__fault_mutex(m, a)
+#define pthread_cond_init(c, a)    fut__fault_cond(c, a)
+#endif
+
+/* Thread-local variables of the library. initial-exec: one load off the
+ * thread pointer instead of a __tls_get_addr call per access in the
+ * shared library (the few bytes fit the static TLS glibc keeps for
+ * libraries, dlopen included). */
+#define FUT_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+uint64_t fut__now_ns(void);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+int fut__cond_init_monotonic(pthread_cond_t *cv);
+
+#endif /* FUT_BASE_H */

@@ -1,0 +1,709 @@
+/*
+ * The scheduler's workers: queues, searching, parking, helping waits and
+ * shutdown. See sched.h for what it offers and the lock table.
+ *
+ * Queues. A worker pushes what it submits on its own deque and pops it
+ * back newest first; a free worker takes, in order: its `next` slot, its
+ * deque, the injection queue, then the oldest item of another worker
+ * (starting at a random one). Every 64th look takes the injection queue
+ * first, so outside work starts within 64 units of a busy worker, even
+ * on a pool of one thread (fairness).
+ *
+ * Waking. A submitter wakes a parked worker only when none is already
+ * searching; a woken worker counts as searching until it finds work, and
+ * the last searcher to find work wakes the next parked worker if more is
+ * queued, so a burst of work brings workers in one at a time. Workers
+ * spin (searching) for a few tens of microseconds before parking, and at
+ * most half of the pool's share of the CPUs spin at once.
+ *
+ * No lost wakeup. An outside submitter publishes its item with a seq_cst
+ * store and then reads idle_count and searching (seq_cst); a parking
+ * worker raises idle_count (seq_cst, under sleep_lock) and then looks at
+ * every queue. In any order one sees the other. A worker's push to its own
+ * deque skips that fence: if its wakeup is missed, the worker itself is
+ * awake and pops the item, so only parallelism is lost, never the item;
+ * and before it blocks in a wait that does not help, it hands its queued
+ * items to a parked worker under sleep_lock.
+ *
+ * Waits on a worker run other queued work while they wait (help), own
+ * items first; they take injected or stolen work only while no worker is
+ * idle or searching, so new work goes to idle workers first. Helping
+ * nests at most FUT_HELP_DEPTH_MAX deep; deeper waits block, so a queue
+ * of waiting tasks cannot overflow the stack. A blocked helping waiter is
+ * on the `waiting` list and is woken for work when no worker is idle.
+ *
+ * Shutdown. Outside submitters count themselves in outside_busy (seq_cst)
+ * and then read closing/closed; drain stores closing, then reads
+ * outside_busy: so every submission is either refused or waited for.
+ * drain waits (quiet_cv) until every worker is parked idle, no queue holds
+ * an item, no timer is pending and no outside thread is busy; then sets
+ * closed and waits for that again (work made ready from outside in
+ * between is run, not dropped). Workers and the timer thread are never
+ * refused: they run only while something accepted is unfinished.
+ */
+#define _GNU_SOURCE
+#include "sched.h"
+#include "alloc.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+FUT_TLS fut_sched_worker *fut__tl_self;
+FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- The injection queue ------------------------------------------------
+ * Vyukov's intrusive multi-producer queue: a producer exchanges the tail
+ * and then links the old tail to its item; consumers, one at a time under
+ * inject.lock, follow the links from head. The stub keeps it never empty
+ * of nodes. A producer between its exchange and its link makes the
+ * queue look non-empty but yield nothing for a moment (pop returns NULL;
+ * the producer's wakeup follows its link). */
+
+static void inject_init(fut_inject *q)
+{
+    atomic_init(&q->stub.next, NULL);
+    atomic_init(&q->tail, &q->stub);
+    atomic_init(&q->head, &q->stub);
+}
+
+static void inject_push(fut_inject *q, fut_work *w)
+{
+    atomic_store_explicit(&w->next, NULL, memory_order_relaxed);
+    fut_work *prev =
+        atomic_exchange_explicit(&q->tail, w, memory_order_acq_rel);
+    atomic_store_explicit(&prev->next, w, memory_order_seq_cst);
+}
+
+static void set_head(fut_inject *q, fut_work *w)
+{
+    atomic_store_explicit(&q->head, w, memory_order_relaxed);
+}
+
+static fut_work *inject_pop_locked(fut_inject *q)
+{
+    fut_work *head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    fut_work *next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (head == &q->stub) {
+        if (!next)
+            return NULL;
+        set_head(q, head = next);
+        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    }
+    if (!next) {
+        if (atomic_load_explicit(&q->tail, memory_order_acquire) != head)
+            return NULL; /* a producer is linking after head */
+        inject_push(q, &q->stub);
+        next = atomic_load_explicit(&head->next, memory_order_acquire);
+        if (!next)
+            return NULL;
+    }
+    set_head(q, next);
+    return head;
+}
+
+/* Whether the queue may hold an item: an item past the stub, or a
+ * producer under way (seq_cst, for the wake handshake). */
+static bool inject_busy(fut_inject *q)
+{
+    return atomic_load(&q->tail) != &q->stub ||
+           atomic_load(&q->head) != &q->stub;
+}
+
+static fut_work *inject_take(fut_sched *s)
+{
+    if (!inject_busy(&s->inject))
+        return NULL;
+    pthread_mutex_lock(&s->inject.lock);
+    fut_work *w = inject_pop_locked(&s->inject);
+    pthread_mutex_unlock(&s->inject.lock);
+    return w;
+}
+
+/* Any queue holds an item (a snapshot; seq_cst loads). */
+static bool work_visible(fut_sched *s)
+{
+    if (inject_busy(&s->inject))
+        return true;
+    for (size_t i = 0; i < s->threads; i++)
+        if (fut__deque_size(&s->workers[i].deque))
+            return true;
+    return false;
+}
+
+/* ---- Waking (sleep_lock) --------------------------------------------- */
+
+static void list_add(fut_sched_worker **head, fut_sched_worker *w)
+{
+    w->prev = NULL;
+    w->link = *head;
+    if (*head)
+        (*head)->prev = w;
+    *head = w;
+    w->listed = true;
+}
+
+static void list_remove(fut_sched_worker **head, fut_sched_worker *w)
+{
+    if (w->prev)
+        w->prev->link = w->link;
+    else
+        *head = w->link;
+    if (w->link)
+        w->link->prev = w->prev;
+    w->listed = false;
+}
+
+/* Takes the first worker off the idle (else, when `waiting`, the waiting)
+ * list and wakes it to search. sleep_lock held. */
+static bool wake_locked(fut_sched *s, bool waiting)
+{
+    fut_sched_worker *w = s->idle;
+    if (w) {
+        list_remove(&s->idle, w);
+        atomic_fetch_sub(&s->idle_count, 1);
+    } else if (waiting && (w = s->waiting)) {
+        list_remove(&s->waiting, w);
+        atomic_fetch_sub(&s->waiting_count, 1);
+    } else {
+        return false;
+    }
+    w->woken = true;
+    atomic_fetch_add(&s->searching, 1); /* the woken worker's, until found */
+    pthread_cond_signal(&w->cv);
+    return true;
+}
+
+/* Work was queued: bring a worker in unless one is searching already. An
+ * idle worker first; a helping waiter only when none is idle. */
+static void notify_work(fut_sched *s)
+{
+    if (atomic_load(&s->searching) > 0)
+        return;
+    if (atomic_load(&s->idle_count) == 0 && atomic_load(&s->waiting_count) == 0)
+        return;
+    pthread_mutex_lock(&s->sleep_lock);
+    if (atomic_load(&s->searching) == 0)
+        wake_locked(s, true);
+    pthread_mutex_unlock(&s->sleep_lock);
+}
+
+static void start_searching(fut_sched_worker *self)
+{
+    self->searching = true;
+    atomic_fetch_add(&self->sched->searching, 1);
+}
+
+/* The worker found work or gives up. The last searcher to find work
+ * brings the next worker in when more is queued. */
+static void stop_searching(fut_sched_worker *self, bool found)
+{
+    fut_sched *s = self->sched;
+    self->searching = false;
+    if (atomic_fetch_sub(&s->searching, 1) == 1 && found &&
+        (atomic_load(&s->idle_count) > 0 ||
+         atomic_load(&s->waiting_count) > 0) &&
+        work_visible(s))
+        notify_work(s);
+}
+
+/* ---- Finding work ------------------------------------------------------ */
+
+static uint32_t next_rand(fut_sched_worker *self)
+{
+    uint32_t x = self->rng; /* xorshift32 */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return self->rng = x;
+}
+
+static fut_work *steal(fut_sched_worker *self)
+{
+    fut_sched *s = self->sched;
+    size_t n = s->threads;
+    if (n < 2)
+        return NULL;
+    size_t start = next_rand(self) % n;
+    for (size_t i = 0; i < n; i++) {
+        fut_sched_worker *v = &s->workers[(start + i) % n];
+        if (v == self)
+            continue;
+        fut_work *w = fut__deque_steal(&v->deque);
+        if (w) {
+            atomic_store_explicit(
+                &self->stolen,
+                atomic_load_explicit(&self->stolen, memory_order_relaxed) + 1,
+                memory_order_relaxed);
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* A waiting worker may take others' work only while no worker is idle or
+ * searching (besides itself): new work goes to idle workers first. */
+static bool may_take_foreign(fut_sched_worker *self)
+{
+    fut_sched *s = self->sched;
+    return atomic_load(&s->idle_count) == 0 &&
+           atomic_load(&s->searching) == (int)self->searching;
+}
+
+static fut_work *find_work(fut_sched_worker *self, bool waiting)
+{
+    fut_sched *s = self->sched;
+    fut_work *w = self->next;
+    if (w) {
+        self->next = NULL;
+        return w;
+    }
+    bool fair_turn = (++self->tick & 63) == 0;
+    if (fair_turn && (!waiting || may_take_foreign(self)) &&
+        (w = inject_take(s)))
+        return w;
+    if ((w = fut__deque_pop(&self->deque)))
+        return w;
+    if (waiting && !may_take_foreign(self))
+        return NULL;
+    if ((w = inject_take(s)))
+        return w;
+    return steal(self);
+}
+
+/* ---- Submitting -------------------------------------------------------- */
+
+bool fut__sched_privileged(const fut_sched *s)
+{
+    return fut__sched_self(s) || fut__tl_timer_sched == s;
+}
+
+bool fut__sched_refuses(fut_sched *s, enum fut_submit kind)
+{
+    if (fut__sched_privileged(s))
+        return false;
+    return atomic_load(kind == SUBMIT_NEW ? &s->closing : &s->closed);
+}
+
+int fut__sched_enter(fut_sched *s)
+{
+    atomic_fetch_add(&s->outside_busy, 1); /* then closing: see drain */
+    if (atomic_load(&s->closing)) {
+        fut__sched_leave(s);
+        return ESHUTDOWN;
+    }
+    return 0;
+}
+
+void fut__sched_leave(fut_sched *s)
+{
+    if (atomic_fetch_sub(&s->outside_busy, 1) == 1 && atomic_load(&s->closing))
+        fut__sched_check_quiet(s);
+}
+
+int fut__sched_submit(fut_sched *s, fut_work *w, enum fut_submit kind)
+{
+    fut_sched_worker *self = fut__sched_self(s);
+    if (self && fut__deque_push(&self->deque, w)) {
+        notify_work(s);
+        return 0;
+    }
+    bool outside = !fut__sched_privileged(s);
+    if (outside) {
+        atomic_fetch_add(&s->outside_busy, 1); /* then the flag: see drain */
+        if (atomic_load(kind == SUBMIT_NEW ? &s->closing : &s->closed)) {
+            fut__sched_leave(s);
+            return ESHUTDOWN;
+        }
+    }
+    inject_push(&s->inject, w);
+    notify_work(s);
+    if (outside)
+        fut__sched_leave(s);
+    return 0;
+}
+
+int fut__sched_submit_next(fut_sched *s, fut_work *w)
+{
+    fut_sched_worker *self = fut__sched_self(s);
+    if (self && !self->next) {
+        self->next = w;
+        return 0;
+    }
+    return fut__sched_submit(s, w, SUBMIT_READY);
+}
+
+bool fut__sched_take_back(fut_sched *s, fut_work *w)
+{
+    fut_sched_worker *self = fut__sched_self(s);
+    if (!self)
+        return false;
+    if (self->next == w) {
+        self->next = NULL;
+        return true;
+    }
+    if ((++self->tick & 63) == 0 && self->depth < FUT_HELP_DEPTH_MAX) {
+        fut_work *x = inject_take(s); /* fairness: see the top */
+        if (x) {
+            self->depth++;
+            x->run(x);
+            self->depth--;
+        }
+    }
+    return fut__deque_peek(&self->deque) == w &&
+           fut__deque_pop(&self->deque) != NULL;
+}
+
+/* ---- Parking and waiting ----------------------------------------------- */
+
+void fut__sched_check_quiet(fut_sched *s)
+{
+    pthread_mutex_lock(&s->sleep_lock);
+    pthread_cond_broadcast(&s->quiet_cv);
+    pthread_mutex_unlock(&s->sleep_lock);
+}
+
+/* Looks for work for a while before parking. true: some is visible. */
+static bool spin(fut_sched_worker *self)
+{
+    fut_sched *s = self->sched;
+    size_t cap = (s->threads < s->cpus ? s->threads : s->cpus) / 2;
+    if (!self->searching) {
+        if ((size_t)atomic_load(&s->searching) >= (cap ? cap : 1))
+            return false;
+        start_searching(self);
+    }
+    for (int round = 0; round < 32; round++) {
+        if (work_visible(s))
+            return true;
+        if (round % 8 == 7)
+            sched_yield(); /* let a preempted busy worker run */
+        else
+            for (int i = 0; i < 32; i++)
+                cpu_relax();
+    }
+    return false;
+}
+
+/* Parks until woken for work, work shows up, or the pool stops. false:
+ * stop. sleep_lock taken here. */
+static bool park(fut_sched_worker *self)
+{
+    fut_sched *s = self->sched;
+    fut__alloc_trim(); /* an idle pool gives its cached memory back */
+    pthread_mutex_lock(&s->sleep_lock);
+    if (self->searching)
+        stop_searching(self, false);
+    list_add(&s->idle, self);
+    atomic_fetch_add(&s->idle_count, 1); /* then look: see the top */
+    if (atomic_load(&s->closing))
+        pthread_cond_broadcast(&s->quiet_cv);
+    while (!s->stop && !self->woken && !work_visible(s))
+        pthread_cond_wait(&self->cv, &s->sleep_lock);
+    if (self->listed) {
+        list_remove(&s->idle, self);
+        atomic_fetch_sub(&s->idle_count, 1);
+    }
+    if (self->woken) { /* the waker counted us as searching */
+        self->woken = false;
+        self->searching = true;
+    }
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->sleep_lock);
+    return !stop;
+}
+
+static bool past(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+void fut__sched_wait_init(fut_sched_worker *self, fut_wait_ctx *ctx)
+{
+    ctx->lock = &self->sched->sleep_lock;
+    ctx->cv = &self->cv;
+}
+
+void fut__sched_wake_waiter(pthread_cond_t *cv)
+{
+    pthread_cond_signal(cv);
+}
+
+/* A worker blocks in a wait until ctx->done(), a deadline, or (helping)
+ * work it may take. Before it blocks, its queued items go to a worker
+ * that can run them. 0 or ETIMEDOUT. */
+static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
+                        const struct timespec *deadline, bool helping)
+{
+    fut_sched *s = self->sched;
+    if (self->next) {
+        fut_work *w = self->next;
+        self->next = NULL;
+        if (!fut__deque_push(&self->deque, w))
+            inject_push(&s->inject, w);
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->sleep_lock);
+    if (self->searching)
+        stop_searching(self, false);
+    if (fut__deque_size(&self->deque) && atomic_load(&s->searching) == 0)
+        wake_locked(s, true);
+    if (helping) {
+        list_add(&s->waiting, self);
+        atomic_fetch_add(&s->waiting_count, 1); /* then look: see top */
+    }
+    while (!ctx->done(ctx->arg) && !self->woken &&
+           !(helping && may_take_foreign(self) && work_visible(s))) {
+        if (!deadline) {
+            pthread_cond_wait(&self->cv, &s->sleep_lock);
+        } else if (pthread_cond_timedwait(&self->cv, &s->sleep_lock,
+                                          deadline) == ETIMEDOUT) {
+            rc = ETIMEDOUT;
+            break;
+        }
+    }
+    if (self->listed) {
+        list_remove(&s->waiting, self);
+        atomic_fetch_sub(&s->waiting_count, 1);
+    }
+    if (self->woken) {
+        self->woken = false;
+        self->searching = true;
+    }
+    pthread_mutex_unlock(&s->sleep_lock);
+    return rc;
+}
+
+static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
+                       const struct timespec *deadline, bool help)
+{
+    bool helping = help && self->depth < FUT_HELP_DEPTH_MAX;
+    int rc = 0;
+    self->depth++;
+    while (!ctx->done(ctx->arg)) {
+        if (deadline && past(deadline)) {
+            rc = ETIMEDOUT; /* stop helping once the time is up */
+            break;
+        }
+        fut_work *w = helping ? find_work(self, true) : NULL;
+        if (w) {
+            if (self->searching)
+                stop_searching(self, true);
+            w->run(w);
+            continue;
+        }
+        if ((rc = worker_block(self, ctx, deadline, helping)))
+            break;
+    }
+    self->depth--;
+    if (self->searching) /* woken for work it will not take: pass it on */
+        stop_searching(self, true);
+    return ctx->done(ctx->arg) ? 0 : rc;
+}
+
+int fut__sched_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
+                    const struct timespec *deadline, bool help)
+{
+    if (self)
+        return worker_wait(self, ctx, deadline, help);
+    int rc = 0;
+    pthread_mutex_lock(ctx->lock);
+    while (!ctx->done(ctx->arg) && rc == 0) {
+        if (deadline)
+            rc = pthread_cond_clockwait(ctx->cv, ctx->lock, CLOCK_MONOTONIC,
+                                        deadline);
+        else
+            pthread_cond_wait(ctx->cv, ctx->lock);
+    }
+    bool done = ctx->done(ctx->arg);
+    pthread_mutex_unlock(ctx->lock);
+    return done ? 0 : rc;
+}
+
+/* ---- Workers ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    fut_sched_worker *self = arg;
+    fut__tl_self = self;
+    for (;;) {
+        fut_work *w = find_work(self, false);
+        if (w) {
+            if (self->searching)
+                stop_searching(self, true);
+            w->run(w);
+            continue;
+        }
+        if (spin(self))
+            continue;
+        if (!park(self))
+            break;
+    }
+    fut__tl_self = NULL;
+    fut__alloc_trim();
+    return NULL;
+}
+
+/* "<name>-<suffix>", the name cut at a character boundary so that the
+ * whole fits the 15 bytes a thread name may have. */
+void fut__thread_name(char out[16], const char *name, const char *suffix)
+{
+    size_t room = 15 - strlen(suffix);
+    size_t keep = strnlen(name, room);
+    if (keep == room) /* cut: step back to the start of a UTF-8 character */
+        while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+            keep--;
+    memcpy(out, name, keep);
+    strcpy(out + keep, suffix);
+}
+
+size_t fut__cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (size_t)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+static void join_workers(fut_sched *s, size_t started)
+{
+    pthread_mutex_lock(&s->sleep_lock);
+    s->stop = true;
+    for (size_t i = 0; i < started; i++)
+        pthread_cond_signal(&s->workers[i].cv);
+    pthread_mutex_unlock(&s->sleep_lock);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(s->workers[i].thread, NULL);
+}
+
+/* Frees the first n workers' resources and the array. */
+static void free_workers(fut_sched *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fut__deque_destroy(&s->workers[i].deque);
+        pthread_cond_destroy(&s->workers[i].cv);
+    }
+    free(s->workers);
+    s->workers = NULL;
+}
+
+static int worker_init(fut_sched *s, size_t i)
+{
+    fut_sched_worker *w = &s->workers[i];
+    int rc = fut__deque_init(&w->deque, 256);
+    if (rc)
+        return rc;
+    rc = fut__cond_init_monotonic(&w->cv);
+    if (rc) {
+        fut__deque_destroy(&w->deque);
+        return rc;
+    }
+    w->sched = s;
+    w->index = i;
+    w->rng = (uint32_t)(i * 0x9E3779B9u) | 1u;
+    atomic_init(&w->stolen, 0);
+    return 0;
+}
+
+int fut__sched_start(fut_sched *s, size_t threads, const char *name,
+                     void (*timer_fire)(fut_timer *))
+{
+    size_t bytes = (threads * sizeof(fut_sched_worker) + 63) / 64 * 64;
+    s->workers = aligned_alloc(64, bytes);
+    if (!s->workers)
+        return ENOMEM;
+    memset(s->workers, 0, bytes);
+    s->threads = threads;
+    s->cpus = fut__cpu_count();
+    s->timer_fire = timer_fire;
+    inject_init(&s->inject);
+    int rc = pthread_mutex_init(&s->inject.lock, NULL);
+    if (rc)
+        goto free_array;
+    rc = pthread_mutex_init(&s->sleep_lock, NULL);
+    if (rc)
+        goto destroy_inject;
+    rc = pthread_cond_init(&s->quiet_cv, NULL);
+    if (rc)
+        goto destroy_sleep;
+    size_t inited = 0, started = 0;
+    for (; inited < threads; inited++)
+        if ((rc = worker_init(s, inited)))
+            goto free_all;
+    if ((rc = fut__timer_start(s, name)))
+        goto free_all;
+    for (; started < threads; started++) {
+        fut_sched_worker *w = &s->workers[started];
+        if ((rc = pthread_create(&w->thread, NULL, worker_main, w)))
+            goto stop_all;
+        char tname[16], suffix[24];
+        snprintf(suffix, sizeof(suffix), "-%zu", started);
+        fut__thread_name(tname, name, suffix);
+        pthread_setname_np(w->thread, tname); /* named before we return */
+    }
+    return 0;
+
+stop_all:
+    join_workers(s, started);
+    fut__timer_stop(s);
+    fut__timer_fini(s);
+free_all:
+    free_workers(s, inited);
+    pthread_cond_destroy(&s->quiet_cv);
+destroy_sleep:
+    pthread_mutex_destroy(&s->sleep_lock);
+destroy_inject:
+    pthread_mutex_destroy(&s->inject.lock);
+free_array:
+    free(s->workers);
+    return rc;
+}
+
+static bool quiet(fut_sched *s)
+{
+    return (size_t)atomic_load(&s->idle_count) == s->threads &&
+           atomic_load(&s->outside_busy) == 0 && atomic_load(&s->timers) == 0 &&
+           !work_visible(s);
+}
+
+void fut__sched_drain(fut_sched *s)
+{
+    pthread_mutex_lock(&s->sleep_lock);
+    atomic_store(&s->closing, true); /* then outside_busy: see the top */
+    while (!quiet(s))
+        pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
+    atomic_store(&s->closed, true);
+    while (!quiet(s))
+        pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
+    pthread_mutex_unlock(&s->sleep_lock);
+}
+
+void fut__sched_stop(fut_sched *s)
+{
+    join_workers(s, s->threads);
+    fut__timer_stop(s);
+    free_workers(s, s->threads);
+}
+
+void fut__sched_fini(fut_sched *s)
+{
+    fut__timer_fini(s);
+    pthread_cond_destroy(&s->quiet_cv);
+    pthread_mutex_destroy(&s->sleep_lock);
+    pthread_mutex_destroy(&s->inject.lock);
+}

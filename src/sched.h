@@ -1,0 +1,205 @@
+/*
+ * The scheduler: a fixed set of worker threads that run work items, and
+ * a timer thread that fires timer items. It knows nothing of futures,
+ * continuations or groups; those are built on it (future.c, group.c,
+ * wait.c), as libuv's thread pool knows only its work requests.
+ *
+ * A work item is a link and a run function. Submitted on a worker, it goes
+ * on that worker's Chase-Lev deque (deque.h), newest first for the owner,
+ * oldest first for thieves; submitted elsewhere, on the injection queue,
+ * a lock-free multi-producer queue that workers take from under a lock of
+ * their own. A worker with nothing to do looks in every queue for a while
+ * (searching), then parks on its condition variable. A waiting thread
+ * (wait.c) blocks on a condition variable too; on a worker it first runs
+ * other queued work, up to a bounded nesting depth.
+ *
+ * Locks (the lock table; no two are ever held at once, and none while a
+ * run or fire function runs):
+ *   sleep_lock   the idle and waiting lists, each worker's `woken`,
+ *                `stop`, and the condition variables of workers; destroy's
+ *                quiet_cv
+ *   inject.lock  taking items out of the injection queue (adding is
+ *                lock-free)
+ *   timer_lock   the timer heap, `timers`, `timer_stop`, timer_cv
+ */
+#ifndef FUT_SCHED_H
+#define FUT_SCHED_H
+
+#include "base.h"
+#include "deque.h"
+
+/* How deep a worker nests waits that run other queued work: a wait at
+ * this depth blocks instead (see fut__sched_help). */
+#define FUT_HELP_DEPTH_MAX 64
+
+typedef struct fut_work fut_work;
+typedef struct fut_timer fut_timer;
+typedef struct fut_sched fut_sched;
+typedef struct fut_sched_worker fut_sched_worker;
+
+/* A unit of work. run() is called exactly once, on a worker (or on a
+ * thread helping the scheduler), with no scheduler lock held; it may free
+ * the item. */
+struct fut_work {
+    _Atomic(fut_work *) next; /* injection queue link: the queue's */
+    void (*run)(fut_work *self);
+};
+
+/* A timer: fired once, by the timer thread, at or after its deadline,
+ * unless removed first. */
+struct fut_timer {
+    uint64_t deadline; /* CLOCK_MONOTONIC ns; set before it is added  */
+    uint32_t index;    /* 1 + heap position, 0 when out: timer_lock   */
+};
+
+/* Where a submission comes from, for the shutdown rules (see sched.c). */
+enum fut_submit {
+    SUBMIT_NEW,   /* new work: refused from outside once closing      */
+    SUBMIT_READY, /* work made ready by an outside event (a promise):
+                     refused from outside once closed                 */
+};
+
+struct fut_sched_worker {
+    fut_deque deque;               /* own pushes and pops; others steal  */
+    fut_work *next;                /* run next, never stolen: own         */
+    fut_sched *sched;              /* set at start                        */
+    size_t index;                  /* set at start                        */
+    pthread_t thread;              /* set at start                        */
+    pthread_cond_t cv;             /* parks and blocked waits: sleep_lock */
+    bool woken;                    /* taken off a list by a waker: sleep_lock */
+    bool listed;                   /* on the idle or waiting list: sleep_lock */
+    bool searching;                /* counted in sched->searching: own    */
+    fut_sched_worker *prev, *link; /* idle or waiting list: sleep_lock */
+    unsigned depth;                /* nested helping waits: own           */
+    unsigned tick;                 /* units run, for fairness: own        */
+    uint32_t rng;                  /* victim choice: own                  */
+    atomic_ullong stolen;          /* written by the worker alone; relaxed */
+};
+
+typedef struct fut_inject {
+    _Alignas(64) _Atomic(fut_work *) tail; /* exchanged by producers  */
+    _Alignas(64) pthread_mutex_t lock;     /* consumers               */
+    _Atomic(fut_work *) head;              /* written under lock; read
+                                              without it as a hint    */
+    fut_work stub;
+} fut_inject;
+
+struct fut_sched {
+    fut_sched_worker *workers; /* 64-byte aligned array        */
+    size_t threads, cpus;
+    fut_inject inject;
+    void (*timer_fire)(fut_timer *t); /* set at start              */
+    _Alignas(64) pthread_mutex_t sleep_lock;
+    fut_sched_worker *idle;    /* parked idle workers: sleep_lock */
+    fut_sched_worker *waiting; /* blocked helping waiters, which
+                                  may take work: sleep_lock       */
+    pthread_cond_t quiet_cv;   /* destroy: sleep_lock             */
+    bool stop;                 /* workers exit: sleep_lock        */
+    /* Read by submitters without the lock; written (seq_cst) under it,
+     * except searching and outside_busy. */
+    _Alignas(64) atomic_int idle_count; /* workers on the idle list     */
+    atomic_int waiting_count;           /* workers on the waiting list  */
+    atomic_int searching;               /* workers awake, looking       */
+    atomic_int outside_busy;            /* outside threads submitting,
+                                           or running chunks            */
+    atomic_bool closing, closed;
+    /* Timers (timer.c). */
+    _Alignas(64) pthread_mutex_t timer_lock;
+    pthread_cond_t timer_cv;
+    fut_timer **heap;          /* a binary min-heap: timer_lock   */
+    size_t heap_len, heap_cap; /* timer_lock                      */
+    atomic_size_t timers;      /* in the heap or firing: written under
+                                  timer_lock, read by drain (seq_cst) */
+    bool timer_stop;           /* timer_lock                      */
+    pthread_t timer_thread;
+};
+
+/* The CPUs this process may run on. */
+size_t fut__cpu_count(void);
+/* The scheduler whose timer thread this is, or NULL. */
+extern FUT_TLS fut_sched *fut__tl_timer_sched;
+/* "<name><suffix>" cut at a character boundary to fit a thread name. */
+void fut__thread_name(char out[16], const char *name, const char *suffix);
+
+/* The calling thread's worker, or NULL; sched.c sets it. */
+extern FUT_TLS fut_sched_worker *fut__tl_self;
+
+/* The calling thread's worker of s, or NULL. */
+static inline fut_sched_worker *fut__sched_self(const fut_sched *s)
+{
+    fut_sched_worker *w = fut__tl_self;
+    return w && w->sched == s ? w : NULL;
+}
+
+/* The calling thread's worker of any scheduler, or NULL. */
+static inline fut_sched_worker *fut__sched_any_self(void)
+{
+    return fut__tl_self;
+}
+
+/* Starts threads workers and the timer thread (named "<name>-<i>" and
+ * "<name>-timer"), named before this returns. 0, or an error with
+ * nothing left behind. */
+int fut__sched_start(fut_sched *s, size_t threads, const char *name,
+                     void (*timer_fire)(fut_timer *));
+/* Closes s: refuses new outside work, waits until nothing is queued,
+ * running or pending on a timer, then refuses all outside work and waits
+ * again. Not from a worker of s. */
+void fut__sched_drain(fut_sched *s);
+/* Stops and joins the threads and frees the workers. The locks stay
+ * usable (a late submission is refused, a late timer removal finds
+ * nothing) until fut__sched_fini. */
+void fut__sched_stop(fut_sched *s);
+void fut__sched_fini(fut_sched *s);
+
+/* Whether the calling thread is a worker or the timer thread of s: its
+ * submissions are never refused. */
+bool fut__sched_privileged(const fut_sched *s);
+/* Whether a submission of this kind from the calling thread would be
+ * refused. */
+bool fut__sched_refuses(fut_sched *s, enum fut_submit kind);
+/* Queues w; 0 or ESHUTDOWN (refused: w is untouched). */
+int fut__sched_submit(fut_sched *s, fut_work *w, enum fut_submit kind);
+/* On a worker of s, outside any run function's user code: runs w next on
+ * this worker, ahead of its queue. Elsewhere, as fut__sched_submit(READY). */
+int fut__sched_submit_next(fut_sched *s, fut_work *w);
+/* Counts the calling outside thread as busy on s (destroy waits), unless
+ * s is closing: 0 or ESHUTDOWN. */
+int fut__sched_enter(fut_sched *s);
+void fut__sched_leave(fut_sched *s);
+
+/* On a worker of s: if w is the newest item of this worker's deque, takes
+ * it back and returns true (the caller runs it). */
+bool fut__sched_take_back(fut_sched *s, fut_work *w);
+
+/* A blocked wait: lock and cv are where the waiting thread sleeps; done()
+ * says whether it may return. */
+typedef struct fut_wait_ctx {
+    pthread_mutex_t *lock;
+    pthread_cond_t *cv;
+    bool (*done)(void *arg);
+    void *arg;
+} fut_wait_ctx;
+/* The calling worker's lock and condition variable, for a wait. */
+void fut__sched_wait_init(fut_sched_worker *self, fut_wait_ctx *ctx);
+/* Waits until ctx->done(): on a worker (self non-NULL), runs queued work
+ * meanwhile (help), unless nested FUT_HELP_DEPTH_MAX deep; else blocks.
+ * deadline: NULL, or CLOCK_MONOTONIC. 0 or ETIMEDOUT. */
+int fut__sched_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
+                    const struct timespec *deadline, bool help);
+/* Wakes the thread of a wait; call with *ctx->lock held. */
+void fut__sched_wake_waiter(pthread_cond_t *cv);
+
+/* Timers (timer.c). add: 0 or ESHUTDOWN (refused as SUBMIT_NEW); the
+ * caller set t->deadline. remove: true when t was in the heap (it will
+ * not fire). */
+int fut__timer_add(fut_sched *s, fut_timer *t);
+bool fut__timer_remove(fut_sched *s, fut_timer *t);
+size_t fut__timer_pending(fut_sched *s);
+int fut__timer_start(fut_sched *s, const char *name);
+void fut__timer_stop(fut_sched *s); /* joins the thread       */
+void fut__timer_fini(fut_sched *s); /* then frees the rest  */
+/* sched.c, for timer.c: the timer count dropped to 0 during drain. */
+void fut__sched_check_quiet(fut_sched *s);
+
+#endif /* FUT_SCHED_H */
