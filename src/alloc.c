@@ -5,7 +5,7 @@
  * list, fut__alloc pops from the allocating thread's list, so a block
  * made on one thread and freed on another simply changes hands (the path
  * for remote frees), and neither side takes a lock or a locked
- * instruction. Bounds: a list holds at most CACHE_MAX blocks (beyond
+ * instruction. Bounds: a list holds at most FUT_CACHE_MAX blocks (beyond
  * that, free() at once); a worker that parks trims its lists to nothing,
  * so an idle pool gives its memory back; a thread's lists are freed when
  * it exits (a pthread key destructor).
@@ -14,47 +14,19 @@
  * sees every use after free and every allocation is counted.
  */
 #include "alloc.h"
-#include "base.h"
 
-#include <stdlib.h>
+static const size_t class_size[FUT_CLASSES] = {56, 88, 120};
 
-#if defined(__SANITIZE_ADDRESS__) || defined(FUT_FAULT_INJECTION)
-#define CACHE_MAX 0
-#else
-#define CACHE_MAX 512
-#endif
-
-enum { CLASSES = 3 };
-static const size_t class_size[CLASSES] = {56, 88, 120};
-
-typedef struct block {
-    struct block *next;
-} block;
-
-typedef struct cache {
-    block *head[CLASSES];
-    unsigned count[CLASSES];
-    bool registered; /* with the key, for its destructor */
-} cache;
-
-static FUT_TLS cache tl_cache;
+FUT_TLS fut_cache fut__tl_cache;
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static bool key_ok;
 
-static int class_of(size_t size)
+static void drain(fut_cache *c)
 {
-    for (int c = 0; c < CLASSES; c++)
-        if (size <= class_size[c])
-            return c;
-    return -1;
-}
-
-static void drain(cache *c)
-{
-    for (int k = 0; k < CLASSES; k++) {
+    for (int k = 0; k < FUT_CLASSES; k++) {
         while (c->head[k]) {
-            block *b = c->head[k];
+            fut_block *b = c->head[k];
             c->head[k] = b->next;
             free(b);
         }
@@ -72,44 +44,31 @@ static void make_key(void)
     key_ok = pthread_key_create(&key, on_thread_exit) == 0;
 }
 
-void *fut__alloc(size_t size)
+void *fut__alloc_slow(size_t size)
 {
-    int k = class_of(size);
-    if (k < 0)
-        return malloc(size);
-    cache *c = &tl_cache;
-    block *b = c->head[k];
-    if (b) {
-        c->head[k] = b->next;
-        c->count[k]--;
-        return b;
-    }
-    return malloc(class_size[k]);
+    int k = fut__alloc_class(size);
+    return malloc(k < 0 ? size : class_size[k]);
 }
 
-void fut__free(void *p, size_t size)
+/* The first free on a thread registers its cache for the destructor. */
+void fut__free_slow(void *p, size_t size)
 {
-    int k = class_of(size);
-    cache *c = &tl_cache;
-    if (!p || k < 0 || c->count[k] + 1 > CACHE_MAX) {
+    int k = fut__alloc_class(size);
+    fut_cache *c = &fut__tl_cache;
+    if (!p || k < 0 || FUT_CACHE_MAX == 0 || c->registered) {
         free(p);
         return;
     }
-    if (!c->registered) {
-        pthread_once(&key_once, make_key);
-        if (!key_ok || pthread_setspecific(key, c) != 0) {
-            free(p);
-            return;
-        }
-        c->registered = true;
+    pthread_once(&key_once, make_key);
+    if (!key_ok || pthread_setspecific(key, c) != 0) {
+        free(p);
+        return;
     }
-    block *b = p;
-    b->next = c->head[k];
-    c->head[k] = b;
-    c->count[k]++;
+    c->registered = true;
+    fut__free(p, size);
 }
 
 void fut__alloc_trim(void)
 {
-    drain(&tl_cache);
+    drain(&fut__tl_cache);
 }

@@ -7,13 +7,69 @@
 #ifndef FUT_ALLOC_H
 #define FUT_ALLOC_H
 
-#include <stddef.h>
+#include "base.h"
+
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(FUT_FAULT_INJECTION)
+#define FUT_CACHE_MAX                                                          \
+    0 /* ASan sees every use after free; every                                 \
+         allocation is counted */
+#else
+#define FUT_CACHE_MAX 512
+#endif
+
+/* The size classes: the sizes that fill glibc's 64-, 96- and 128-byte
+ * chunks exactly. */
+#define FUT_CLASSES 3
+static inline int fut__alloc_class(size_t size)
+{
+    return size <= 56 ? 0 : size <= 88 ? 1 : size <= 120 ? 2 : -1;
+}
+
+typedef struct fut_block {
+    struct fut_block *next;
+} fut_block;
+
+typedef struct fut_cache {
+    fut_block *head[FUT_CLASSES];
+    unsigned count[FUT_CLASSES];
+    bool registered; /* with the key, for its destructor */
+} fut_cache;
+
+extern FUT_TLS fut_cache fut__tl_cache;
+
+void *fut__alloc_slow(size_t size);
+void fut__free_slow(void *p, size_t size);
 
 /* A block of size bytes (any size; classes up to 120 bytes are cached),
  * uninitialized; NULL when out of memory. */
-void *fut__alloc(size_t size);
+static inline void *fut__alloc(size_t size)
+{
+    int k = fut__alloc_class(size);
+    fut_block *b = k >= 0 ? fut__tl_cache.head[k] : NULL;
+    if (!b)
+        return fut__alloc_slow(size);
+    fut__tl_cache.head[k] = b->next;
+    fut__tl_cache.count[k]--;
+    return b;
+}
+
 /* Frees a block from fut__alloc of the same size, on any thread. */
-void fut__free(void *p, size_t size);
+static inline void fut__free(void *p, size_t size)
+{
+    int k = fut__alloc_class(size);
+    fut_cache *c = &fut__tl_cache;
+    if (k < 0 || !c->registered || c->count[k] + 1 > FUT_CACHE_MAX) {
+        fut__free_slow(p, size);
+        return;
+    }
+    fut_block *b = p;
+    b->next = c->head[k];
+    c->head[k] = b;
+    c->count[k]++;
+}
+
 /* Gives the calling thread's cached blocks back to malloc. */
 void fut__alloc_trim(void);
 

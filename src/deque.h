@@ -160,17 +160,19 @@ static inline void *fut__deque_steal(fut_deque *d)
     return item;
 }
 
-/* Owner only: the newest item without taking it, or NULL when empty. A
- * thief may take it meanwhile: fut__deque_pop then says so. */
-static inline void *fut__deque_peek(fut_deque *d)
+/* Owner only: pops the newest item if it is `item`. false when the
+ * newest is another item, or when a thief took `item` first. */
+static inline bool fut__deque_pop_if(fut_deque *d, void *item)
 {
     size_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    size_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    if ((ptrdiff_t)(b - t) <= 0)
-        return NULL;
+    size_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    if (b == t)
+        return false;
     fut_deque_buf *buf = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    return atomic_load_explicit(&buf->slot[(b - 1) & buf->mask],
-                                memory_order_relaxed);
+    if (atomic_load_explicit(&buf->slot[(b - 1) & buf->mask],
+                             memory_order_relaxed) != item)
+        return false; /* (a slot a thief emptied still names its item) */
+    return fut__deque_pop(d) == item;
 }
 
 /* Any thread: how many items it holds; exact for the owner, a snapshot

@@ -152,10 +152,13 @@ void fut_release(fut_future *f)
 {
     if (!f || f->kind == KIND_STATIC)
         return;
-    /* acq_rel: the last releaser sees every write of the other owners. */
+    /* acq_rel: the last releaser sees every write of the other owners.
+     * When ours is the only reference left (seen with acquire), nobody
+     * else can reach f: free it without a locked instruction. */
     FUT_HAPPENS_BEFORE(&f->state);
-    uint64_t old =
-        atomic_fetch_sub_explicit(&f->state, F_REF, memory_order_acq_rel);
+    uint64_t old = atomic_load_explicit(&f->state, memory_order_acquire);
+    if (refs_of(old) != 1)
+        old = atomic_fetch_sub_explicit(&f->state, F_REF, memory_order_acq_rel);
     if (refs_of(old) != 1)
         return;
     FUT_HAPPENS_AFTER(&f->state);
@@ -372,10 +375,12 @@ static void execute(fut_future *f)
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
     fut__user_end(saved);
-    if (f->pool) {
-        fut__stat_add(f->pool, STAT_COMPLETED, 1);
+    fut_pool *pool = f->pool;
+    if (pool) {
+        fut_local *l = fut__local(pool);
+        fut__stat_to(pool, l, STAT_COMPLETED, 1);
         if (error)
-            fut__stat_add(f->pool, STAT_FAILED, 1);
+            fut__stat_to(pool, l, STAT_FAILED, 1);
     }
     if (f->kind == KIND_THEN)
         fut_release(take_input(f));
@@ -438,12 +443,13 @@ fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
     f->work.run = run_unit;
     atomic_store_explicit(&f->state, PHASE_QUEUED + 2 * F_REF,
                           memory_order_relaxed);
-    fut__stat_add(pool, STAT_SPAWNED, 1);
-    fut__stat_add(pool, STAT_QUEUED, 1);
+    fut_local *l = fut__local(pool);
+    fut__stat_to(pool, l, STAT_SPAWNED, 1);
+    fut__stat_to(pool, l, STAT_QUEUED, 1);
     int err = fut__sched_submit(&pool->sched, &f->work, SUBMIT_NEW);
     if (err) {
-        fut__stat_add(pool, STAT_SPAWNED, -1);
-        fut__stat_add(pool, STAT_QUEUED, -1);
+        fut__stat_to(pool, l, STAT_SPAWNED, -1);
+        fut__stat_to(pool, l, STAT_QUEUED, -1);
         claim(f, PHASE_QUEUED);
         complete(f, NULL, err, true);
     }

@@ -173,9 +173,67 @@ void fut__timer_fired(fut_timer *t);
 /* pool.c */
 void fut__pool_retain(fut_pool *pool);
 void fut__pool_release(fut_pool *pool);
-void fut__pool_ref_take(fut_pool *pool);
-void fut__pool_ref_drop(fut_pool *pool);
-void fut__stat_add(fut_pool *pool, enum fut_stat k, long long delta);
+
+/* The calling worker's share of pool, or NULL on other threads. */
+static inline fut_local *fut__local(fut_pool *pool)
+{
+    fut_sched_worker *w = fut__sched_self(&pool->sched);
+    return w ? &pool->local[w->index] : NULL;
+}
+
+/* Adds delta to a counter: the worker's own (l, from fut__local: a
+ * relaxed load and store, as only it writes them), else (l NULL) the
+ * outside set (an atomic add). */
+static inline void fut__stat_to(fut_pool *pool, fut_local *l, enum fut_stat k,
+                                long long delta)
+{
+    if (l)
+        atomic_store_explicit(
+            &l->stat[k],
+            atomic_load_explicit(&l->stat[k], memory_order_relaxed) + delta,
+            memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&pool->outside_stat[k], delta,
+                                  memory_order_relaxed);
+}
+
+static inline void fut__stat_add(fut_pool *pool, enum fut_stat k,
+                                 long long delta)
+{
+    fut__stat_to(pool, fut__local(pool), k, delta);
+}
+/* A future's reference on its pool: from the worker's budget when made
+ * on one of the pool's workers, else on the count (see pool.c). */
+#define FUT_REF_BATCH 1024
+static inline void fut__pool_ref_take(fut_pool *pool)
+{
+    fut_local *l = fut__local(pool);
+    if (!l) {
+        fut__pool_retain(pool);
+        return;
+    }
+    if (l->ref_budget == 0) {
+        atomic_fetch_add_explicit(&pool->refs, FUT_REF_BATCH,
+                                  memory_order_relaxed);
+        l->ref_budget = FUT_REF_BATCH;
+    }
+    l->ref_budget--;
+}
+
+static inline void fut__pool_ref_drop(fut_pool *pool)
+{
+    fut_local *l = fut__local(pool);
+    if (!l) {
+        fut__pool_release(pool);
+        return;
+    }
+    if (++l->ref_budget > 2 * FUT_REF_BATCH) { /* more than it will use */
+        l->ref_budget -= FUT_REF_BATCH;
+        atomic_fetch_sub_explicit(&pool->refs, FUT_REF_BATCH,
+                                  memory_order_relaxed);
+    }
+}
+
 void fut__pending_add(fut_pool *pool, fut_future *c);
 void fut__pending_remove(fut_pool *pool, fut_future *c);
 

@@ -7,7 +7,7 @@
  * References. A future keeps its pool's memory alive (it may ask, after
  * destroy, whether the pool still accepts work). So that a worker making
  * and freeing futures does no read-modify-write on the pool-wide count,
- * each worker holds a budget of references, taken from the count REF_BATCH
+ * each worker holds a budget of references, taken from the count FUT_REF_BATCH
  * at a time: a future made on a worker takes one from the budget, a
  * future freed on a worker of its pool gives one back to it (plain
  * stores: only that worker touches its budget). Other threads use the
@@ -30,29 +30,8 @@
 #include <string.h>
 
 #define MAX_THREADS 4096
-#define REF_BATCH   1024
 
-/* ---- Counters and references ------------------------------------------- */
-
-static fut_local *local_of(fut_pool *pool)
-{
-    fut_sched_worker *w = fut__sched_self(&pool->sched);
-    return w ? &pool->local[w->index] : NULL;
-}
-
-void fut__stat_add(fut_pool *pool, enum fut_stat k, long long delta)
-{
-    fut_local *l = local_of(pool);
-    if (l) { /* only this thread writes these */
-        atomic_llong *c = &l->stat[k];
-        atomic_store_explicit(
-            c, atomic_load_explicit(c, memory_order_relaxed) + delta,
-            memory_order_relaxed);
-    } else {
-        atomic_fetch_add_explicit(&pool->outside_stat[k], delta,
-                                  memory_order_relaxed);
-    }
-}
+/* ---- References ------------------------------------------------------- */
 
 void fut__pool_retain(fut_pool *pool)
 {
@@ -76,33 +55,6 @@ void fut__pool_release(fut_pool *pool)
     if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1) {
         FUT_HAPPENS_AFTER(&pool->refs);
         pool_free(pool);
-    }
-}
-
-void fut__pool_ref_take(fut_pool *pool)
-{
-    fut_local *l = local_of(pool);
-    if (!l) {
-        fut__pool_retain(pool);
-        return;
-    }
-    if (l->ref_budget == 0) {
-        atomic_fetch_add_explicit(&pool->refs, REF_BATCH, memory_order_relaxed);
-        l->ref_budget = REF_BATCH;
-    }
-    l->ref_budget--;
-}
-
-void fut__pool_ref_drop(fut_pool *pool)
-{
-    fut_local *l = local_of(pool);
-    if (!l) {
-        fut__pool_release(pool);
-        return;
-    }
-    if (++l->ref_budget > 2 * REF_BATCH) { /* more than we will use soon */
-        l->ref_budget -= REF_BATCH;
-        atomic_fetch_sub_explicit(&pool->refs, REF_BATCH, memory_order_relaxed);
     }
 }
 

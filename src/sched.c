@@ -185,14 +185,10 @@ static bool wake_locked(fut_sched *s, bool waiting)
     return true;
 }
 
-/* Work was queued: bring a worker in unless one is searching already. An
- * idle worker first; a helping waiter only when none is idle. */
-static void notify_work(fut_sched *s)
+/* The slow half of fut__sched_notify (sched.h): an idle worker first; a
+ * helping waiter only when none is idle. */
+void fut__sched_wake(fut_sched *s)
 {
-    if (atomic_load(&s->searching) > 0)
-        return;
-    if (atomic_load(&s->idle_count) == 0 && atomic_load(&s->waiting_count) == 0)
-        return;
     pthread_mutex_lock(&s->sleep_lock);
     if (atomic_load(&s->searching) == 0)
         wake_locked(s, true);
@@ -215,7 +211,7 @@ static void stop_searching(fut_sched_worker *self, bool found)
         (atomic_load(&s->idle_count) > 0 ||
          atomic_load(&s->waiting_count) > 0) &&
         work_visible(s))
-        notify_work(s);
+        fut__sched_notify(s);
 }
 
 /* ---- Finding work ------------------------------------------------------ */
@@ -312,13 +308,8 @@ void fut__sched_leave(fut_sched *s)
         fut__sched_check_quiet(s);
 }
 
-int fut__sched_submit(fut_sched *s, fut_work *w, enum fut_submit kind)
+int fut__sched_submit_slow(fut_sched *s, fut_work *w, enum fut_submit kind)
 {
-    fut_sched_worker *self = fut__sched_self(s);
-    if (self && fut__deque_push(&self->deque, w)) {
-        notify_work(s);
-        return 0;
-    }
     bool outside = !fut__sched_privileged(s);
     if (outside) {
         atomic_fetch_add(&s->outside_busy, 1); /* then the flag: see drain */
@@ -328,7 +319,7 @@ int fut__sched_submit(fut_sched *s, fut_work *w, enum fut_submit kind)
         }
     }
     inject_push(&s->inject, w);
-    notify_work(s);
+    fut__sched_notify(s);
     if (outside)
         fut__sched_leave(s);
     return 0;
@@ -361,8 +352,7 @@ bool fut__sched_take_back(fut_sched *s, fut_work *w)
             self->depth--;
         }
     }
-    return fut__deque_peek(&self->deque) == w &&
-           fut__deque_pop(&self->deque) != NULL;
+    return fut__deque_pop_if(&self->deque, w);
 }
 
 /* ---- Parking and waiting ----------------------------------------------- */
@@ -403,10 +393,10 @@ static bool park(fut_sched_worker *self)
     fut_sched *s = self->sched;
     fut__alloc_trim(); /* an idle pool gives its cached memory back */
     pthread_mutex_lock(&s->sleep_lock);
-    if (self->searching)
-        stop_searching(self, false);
     list_add(&s->idle, self);
     atomic_fetch_add(&s->idle_count, 1); /* then look: see the top */
+    if (self->searching) /* after: a submitter sees it idle or searching */
+        stop_searching(self, false);
     if (atomic_load(&s->closing))
         pthread_cond_broadcast(&s->quiet_cv);
     while (!s->stop && !self->woken && !work_visible(s))
@@ -458,14 +448,14 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
     }
     int rc = 0;
     pthread_mutex_lock(&s->sleep_lock);
-    if (self->searching)
-        stop_searching(self, false);
-    if (fut__deque_size(&self->deque) && atomic_load(&s->searching) == 0)
-        wake_locked(s, true);
     if (helping) {
         list_add(&s->waiting, self);
         atomic_fetch_add(&s->waiting_count, 1); /* then look: see top */
     }
+    if (self->searching)
+        stop_searching(self, false);
+    if (fut__deque_size(&self->deque) && atomic_load(&s->searching) == 0)
+        wake_locked(s, true);
     while (!ctx->done(ctx->arg) && !self->woken &&
            !(helping && may_take_foreign(self) && work_visible(s))) {
         if (!deadline) {
@@ -616,6 +606,8 @@ static int worker_init(fut_sched *s, size_t i)
     w->sched = s;
     w->index = i;
     w->rng = (uint32_t)(i * 0x9E3779B9u) | 1u;
+    w->searching = true; /* until it first finds work or parks */
+    atomic_fetch_add(&s->searching, 1);
     atomic_init(&w->stolen, 0);
     return 0;
 }

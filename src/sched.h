@@ -158,8 +158,29 @@ bool fut__sched_privileged(const fut_sched *s);
 /* Whether a submission of this kind from the calling thread would be
  * refused. */
 bool fut__sched_refuses(fut_sched *s, enum fut_submit kind);
-/* Queues w; 0 or ESHUTDOWN (refused: w is untouched). */
-int fut__sched_submit(fut_sched *s, fut_work *w, enum fut_submit kind);
+/* Work was queued: brings a worker in, unless one is searching already
+ * or none is parked. */
+void fut__sched_wake(fut_sched *s);
+static inline void fut__sched_notify(fut_sched *s)
+{
+    if (atomic_load(&s->searching) == 0 &&
+        (atomic_load(&s->idle_count) > 0 || atomic_load(&s->waiting_count) > 0))
+        fut__sched_wake(s);
+}
+
+int fut__sched_submit_slow(fut_sched *s, fut_work *w, enum fut_submit kind);
+/* Queues w; 0 or ESHUTDOWN (refused: w is untouched). On a worker of s,
+ * on its own deque (no locked instruction). */
+static inline int fut__sched_submit(fut_sched *s, fut_work *w,
+                                    enum fut_submit kind)
+{
+    fut_sched_worker *self = fut__sched_self(s);
+    if (self && fut__deque_push(&self->deque, w)) {
+        fut__sched_notify(s);
+        return 0;
+    }
+    return fut__sched_submit_slow(s, w, kind);
+}
 /* On a worker of s, outside any run function's user code: runs w next on
  * this worker, ahead of its queue. Elsewhere, as fut__sched_submit(READY). */
 int fut__sched_submit_next(fut_sched *s, fut_work *w);

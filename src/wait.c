@@ -175,6 +175,8 @@ int fut_await(fut_future *f, void **value)
         return EINVAL;
     if (!fut_is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
+    if (fut_is_ready(f))
+        return outcome(f, value);
     int rc = wait_for(&f, 1, false, NULL, &i);
     if (rc) {
         if (value)
