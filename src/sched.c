@@ -364,26 +364,32 @@ void fut__sched_check_quiet(fut_sched *s)
     pthread_mutex_unlock(&s->sleep_lock);
 }
 
-/* Looks for work for a while before parking. true: some is visible. */
+/* Looks for work for up to SPIN_NS before parking, yielding the CPU
+ * between looks so that a busy thread that shares it runs first; at most
+ * as many workers spin as there are CPUs. true: some work is visible. */
+#define SPIN_NS 200000
 static bool spin(fut_sched_worker *self)
 {
     fut_sched *s = self->sched;
-    size_t cap = (s->threads < s->cpus ? s->threads : s->cpus) / 2;
+    size_t cap = s->threads < s->cpus ? s->threads : s->cpus;
     if (!self->searching) {
-        if ((size_t)atomic_load(&s->searching) >= (cap ? cap : 1))
+        if ((size_t)atomic_load(&s->searching) >= cap)
             return false;
         start_searching(self);
     }
-    for (int round = 0; round < 32; round++) {
+    uint64_t until = fut__now_ns() + SPIN_NS;
+    for (unsigned round = 0;; round++) {
         if (work_visible(s))
             return true;
-        if (round % 8 == 7)
-            sched_yield(); /* let a preempted busy worker run */
-        else
-            for (int i = 0; i < 32; i++)
+        if (round % 4 == 3) {
+            if (fut__now_ns() > until)
+                return false;
+            sched_yield();
+        } else {
+            for (int i = 0; i < 64; i++)
                 cpu_relax();
+        }
     }
-    return false;
 }
 
 /* Parks until woken for work, work shows up, or the pool stops. false:

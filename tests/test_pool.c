@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
+#include <dirent.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 
 START_TEST(create_defaults)
@@ -76,6 +78,51 @@ START_TEST(workers_are_named)
     free(name);
     fut_release(f);
     fut_pool_destroy(pool);
+}
+END_TEST
+
+/* The names of the calling process's threads, from /proc, joined by
+ * spaces into buf. */
+static void thread_names(char *buf, size_t size)
+{
+    buf[0] = 0;
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[32] = {0};
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof(name), f))
+            name[strcspn(name, "\n")] = 0;
+        fclose(f);
+        strncat(buf, name, size - strlen(buf) - 2);
+        strcat(buf, " ");
+    }
+    closedir(d);
+}
+
+/* Every thread is named by the time fut_pool_create returns, and a long
+ * name is cut at a character boundary, never inside a UTF-8 sequence. */
+START_TEST(names_set_before_create_returns)
+{
+    for (int round = 0; round < 20; round++) {
+        fut_pool *pool;
+        /* 12 ASCII bytes, then a two-byte e-acute that a 13-byte cut
+         * would split */
+        fut_pool_config cfg = {.threads = 3, .name = "abcdefghijkl\xc3\xa9z"};
+        ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+        char names[4096];
+        thread_names(names, sizeof(names));
+        ck_assert_ptr_nonnull(strstr(names, "abcdefghijkl-0 "));
+        ck_assert_ptr_nonnull(strstr(names, "abcdefghijkl-2 "));
+        ck_assert_ptr_nonnull(strstr(names, "abcdefghi-timer "));
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
 }
 END_TEST
 
@@ -200,6 +247,7 @@ static Suite *pool_suite(void)
               destroy_from_own_worker, destroy_from_other_pool);
     FUT_TCASE(s, "workers", workers_are_named, worker_index);
     FUT_TCASE(s, "stats", stats_add_up, stats_count_queued);
+    FUT_TCASE(s, "names", names_set_before_create_returns);
     return s;
 }
 

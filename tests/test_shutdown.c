@@ -1,6 +1,11 @@
 /* Shutdown: nothing accepted is lost, nothing is left pending. */
 #include "helpers.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 START_TEST(destroy_runs_accepted_work)
 {
     fut_pool *pool = pool_new(2);
@@ -180,12 +185,84 @@ START_TEST(destroy_races_spawns)
 }
 END_TEST
 
+/* An outside thread inside fut_parallel_for while another destroys the
+ * pool: the caller's own chunks are accepted work too, so destroy returns
+ * only after every chunk has finished, and (traced) each is in the
+ * trace. (Before, destroy returned while the caller still ran one.) */
+struct pfor_race {
+    fut_pool *pool;
+    gate started;
+    atomic_int finished;
+    int rc;
+};
+
+enum { RACE_CHUNKS = 40 };
+
+static int slow_chunk(void *arg, size_t lo, size_t hi)
+{
+    struct pfor_race *r = arg;
+    (void)hi;
+    if (lo == 0) { /* the caller's first chunk: let destroy begin */
+        pthread_mutex_lock(&r->started.lock);
+        r->started.arrived = 1;
+        pthread_cond_broadcast(&r->started.cv);
+        pthread_mutex_unlock(&r->started.lock);
+    }
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    atomic_fetch_add(&r->finished, 1);
+    return 0;
+}
+
+static void *pfor_caller(void *arg)
+{
+    struct pfor_race *r = arg;
+    r->rc = fut_parallel_for(r->pool, 0, RACE_CHUNKS, 1, slow_chunk, r);
+    return NULL;
+}
+
+START_TEST(destroy_waits_for_outside_parallel_for)
+{
+    char path[] = "/tmp/fut-pfor-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    for (int round = 0; round < 5; round++) {
+        struct pfor_race r = {.finished = 0};
+        fut_pool_config cfg = {.threads = 2, .trace_path = path};
+        ck_assert_int_eq(fut_pool_create(&r.pool, &cfg), 0);
+        gate_init(&r.started);
+        /* the caller holds a future, so the handle stays valid for it */
+        fut_future *hold = fut_spawn(r.pool, task_value, NULL);
+        pthread_t t;
+        pthread_create(&t, NULL, pfor_caller, &r);
+        gate_wait_arrived(&r.started, 1);
+        ck_assert_int_eq(fut_pool_destroy(r.pool), 0);
+        ck_assert_int_eq(atomic_load(&r.finished), RACE_CHUNKS);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(r.rc, 0);
+        fut_release(hold);
+        /* every chunk is in the trace: count the loop body's events */
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        int events = 0;
+        char line[512];
+        while (fgets(line, sizeof(line), f))
+            events += strstr(line, "\"cat\":\"task\"") != NULL;
+        fclose(f);
+        ck_assert_int_eq(events, RACE_CHUNKS + 1); /* + the held task */
+    }
+    unlink(path);
+}
+END_TEST
+
 static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
     FUT_TCASE(s, "shutdown", destroy_runs_accepted_work,
               destroy_while_tasks_spawn_children,
-              outside_threads_refused_while_closing, destroy_races_spawns);
+              outside_threads_refused_while_closing, destroy_races_spawns,
+              destroy_waits_for_outside_parallel_for);
     return s;
 }
 

@@ -14,14 +14,32 @@
  *  - Threads: every function may be called from any thread, including from
  *    inside tasks and continuations. No library lock is held while a task,
  *    a continuation or any other user code runs.
- *  - Waiting: a wait called on a pool worker runs that worker's pool's
- *    queued work while it waits, so nested fork-join cannot deadlock; on
- *    any other thread it blocks on a condition variable and never spins.
- *    A unit run that way sits on top of the waiting task, which resumes
- *    when that unit returns. New work goes to idle workers first, so this
- *    happens only while no worker is idle; still, a task that waits must
- *    not rely on work queued after it that itself waits for the first
- *    task to go on (hand such results on with fut_then instead).
+ *  - Waiting: a wait called on a pool worker first runs, right there, the
+ *    awaited task if this worker queued it and nobody has taken it yet
+ *    (so nested fork-join completes on a pool of one thread); then, while
+ *    it waits, it runs other queued work of that worker's pool. A unit run
+ *    that way sits on top of the waiting task, which resumes when that
+ *    unit returns. Rules that bound this:
+ *      - New work goes to idle workers first: a waiting worker takes work
+ *        queued by others only while no worker is idle or already on its
+ *        way to that work; its own queued work it runs at any time.
+ *      - Nesting is bounded: a worker runs other work inside at most 64
+ *        nested waits (FUT_HELP_DEPTH_MAX in the sources); a wait deeper
+ *        than that blocks on a condition variable, after handing this
+ *        worker's queued work to a parked worker, so any number of tasks
+ *        waiting at once cannot overflow a stack. Taking back the awaited
+ *        task itself is not bounded: its depth is the program's recursion.
+ *      - A task that waits must still not rely on work queued after it
+ *        that itself waits for the first task to go on (hand such results
+ *        on with fut_then instead).
+ *    On any other thread a wait blocks on a condition variable.
+ *  - No waiting thread spins: idle workers look for work for at most
+ *    0.2 ms (yielding the CPU between looks), then park on a condition
+ *    variable; an idle pool uses no CPU.
+ *  - Fairness: a worker takes work submitted from outside threads ahead of
+ *    its own queue at least once every 64 units it starts (running or
+ *    taking back its own tasks counts), so an outside spawn onto a busy
+ *    pool starts within 64 units of some worker, even on one thread.
  */
 #ifndef FUT_FUT_H
 #define FUT_FUT_H
@@ -89,7 +107,8 @@ typedef struct fut_pool_stats {
     uint64_t completed;      /* units that ran to their end, failed or not   */
     uint64_t failed;         /* completed units that returned nonzero        */
     uint64_t cancelled;      /* units that never ran                         */
-    uint64_t stolen;         /* units a worker took from another's queue     */
+    uint64_t stolen;         /* units and fut_join branches a worker took
+                                from another worker's queue               */
     uint64_t queued;         /* accepted, ready, not yet started, now        */
     uint64_t timers_pending; /* sleeps and timeouts not yet due         */
 } fut_pool_stats;
@@ -98,7 +117,9 @@ typedef struct fut_pool_stats {
 
 /**
  * Starts a pool and stores it in *pool. A NULL config means all defaults.
- * Worker threads are named "<name>-<index>" (cut to 15 characters).
+ * Worker threads are named "<name>-<index>" and the timer thread
+ * "<name>-timer", all before this returns; the name is cut, at a UTF-8
+ * character boundary, so that each fits the 15 bytes a thread name has.
  * Returns 0; EINVAL (pool NULL, threads over 4096); ENOMEM; EAGAIN (the
  * system could not start a thread; threads started so far are joined).
  * Does not block beyond thread creation.
@@ -331,7 +352,9 @@ FUT_API void fut_group_destroy(fut_group *group);
  * or fn NULL, or begin > end); ENOMEM; ESHUTDOWN (the pool is being
  * destroyed and the caller is not one of its workers). An empty range
  * returns 0 at once. Blocks until done; on a worker it runs queued work
- * while it waits.
+ * while it waits. Every chunk, the ones the caller runs included, is work
+ * the pool accepted: fut_pool_destroy waits for all of them.
+ * fut_cancel_requested() is false inside the body.
  */
 FUT_API int fut_parallel_for(fut_pool *pool, size_t begin, size_t end,
                              size_t grain, fut_range_fn fn, void *arg);
@@ -353,9 +376,11 @@ typedef int (*fut_join_fn)(void *arg);
  *  - On any other thread (an outside thread, or a worker of another
  *    pool), b is queued on pool, a runs in the caller, and the caller
  *    then blocks on a condition variable until b has returned.
- * fn_a and fn_b are not futures: they cannot be cancelled, are not
- * counted in the pool's stats, and fut_cancel_requested() inside them
- * answers for the enclosing task, if any.
+ * fn_a and fn_b are not futures: they cannot be cancelled and are not
+ * units in the pool's stats (a b taken by another worker counts in
+ * `stolen`). Inside fn_a, and inside fn_b when it runs on the caller's
+ * thread, fut_cancel_requested() answers for the task that called
+ * fut_join; inside fn_b run by another worker it is false.
  * Returns EINVAL (pool, fn_a or fn_b NULL; nothing runs) and ESHUTDOWN
  * (pool is being destroyed and the caller is not one of its workers;
  * nothing runs). Blocks until both have returned.
