@@ -20,10 +20,16 @@
  * store and then reads idle_count and searching (seq_cst); a parking
  * worker raises idle_count (seq_cst, under sleep_lock) and then looks at
  * every queue. In any order one sees the other. A worker's push to its own
- * deque skips that fence: if its wakeup is missed, the worker itself is
- * awake and pops the item, so only parallelism is lost, never the item;
- * and before it blocks in a wait that does not help, it hands its queued
- * items to a parked worker under sleep_lock.
+ * deque has no store-load fence (it would cost a locked instruction per
+ * spawn); instead the parking worker, between raising idle_count and
+ * looking, runs a heavy fence: membarrier(2), which makes every thread of
+ * the process pass a full barrier. So the pusher's store is either seen
+ * by the parker, or comes after that barrier, and then the pusher's load
+ * of idle_count sees the parker (the asymmetric fence of liburcu and
+ * folly). Where membarrier is missing, pushes use a seq_cst store
+ * instead (fut__push_seq_cst). Before a worker blocks in a wait of our
+ * own, it also hands its queued items to a parked worker under
+ * sleep_lock.
  *
  * Waits on a worker run other queued work while they wait (help), own
  * items first; they take injected or stolen work only while no worker is
@@ -46,12 +52,31 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 FUT_TLS fut_sched_worker *fut__tl_self;
+bool fut__push_seq_cst; /* set once, before any pool's workers start */
+static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
+
+static void heavy_fence_setup(void)
+{
+    fut__push_seq_cst =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                0) != 0;
+}
+
+/* Every thread of the process passes a full barrier (see the top). */
+static void heavy_fence(void)
+{
+    if (fut__push_seq_cst ||
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        atomic_thread_fence(memory_order_seq_cst);
+}
 FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
 
 static inline void cpu_relax(void)
@@ -403,6 +428,7 @@ static bool park(fut_sched_worker *self)
     atomic_fetch_add(&s->idle_count, 1); /* then look: see the top */
     if (self->searching) /* after: a submitter sees it idle or searching */
         stop_searching(self, false);
+    heavy_fence(); /* then look at the deques: see the top */
     if (atomic_load(&s->closing))
         pthread_cond_broadcast(&s->quiet_cv);
     while (!s->stop && !self->woken && !work_visible(s))
@@ -460,6 +486,8 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
     }
     if (self->searching)
         stop_searching(self, false);
+    if (helping)
+        heavy_fence(); /* then look at the deques, as park() does */
     if (fut__deque_size(&self->deque) && atomic_load(&s->searching) == 0)
         wake_locked(s, true);
     while (!ctx->done(ctx->arg) && !self->woken &&
@@ -621,6 +649,7 @@ static int worker_init(fut_sched *s, size_t i)
 int fut__sched_start(fut_sched *s, size_t threads, const char *name,
                      void (*timer_fire)(fut_timer *))
 {
+    pthread_once(&fence_once, heavy_fence_setup);
     size_t bytes = (threads * sizeof(fut_sched_worker) + 63) / 64 * 64;
     s->workers = aligned_alloc(64, bytes);
     if (!s->workers)

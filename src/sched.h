@@ -158,6 +158,10 @@ bool fut__sched_privileged(const fut_sched *s);
 /* Whether a submission of this kind from the calling thread would be
  * refused. */
 bool fut__sched_refuses(fut_sched *s, enum fut_submit kind);
+/* Whether a worker's push needs its own store-load fence (membarrier(2)
+ * is missing): see sched.c. Set before any worker starts. */
+extern bool fut__push_seq_cst;
+
 /* Work was queued: brings a worker in, unless one is searching already
  * or none is parked. */
 void fut__sched_wake(fut_sched *s);
@@ -176,6 +180,8 @@ static inline int fut__sched_submit(fut_sched *s, fut_work *w,
 {
     fut_sched_worker *self = fut__sched_self(s);
     if (self && fut__deque_push(&self->deque, w)) {
+        if (fut__push_seq_cst) /* no membarrier: see sched.c */
+            atomic_thread_fence(memory_order_seq_cst);
         fut__sched_notify(s);
         return 0;
     }
