@@ -2,25 +2,28 @@
  * Per-thread caches of small blocks. Each thread has one free list per
  * size class (56, 88 and 120 bytes: the sizes that fill glibc's 64-, 96-
  * and 128-byte chunks exactly); fut__free pushes on the freeing thread's
- * list, fut__alloc pops from the allocating thread's list, so a block
- * made on one thread and freed on another simply changes hands (the path
- * for remote frees), and neither side takes a lock or a locked
- * instruction. Bounds: a list holds at most FUT_CACHE_MAX blocks (beyond
- * that, free() at once); a worker that parks trims its lists to nothing,
- * so an idle pool gives its memory back; a thread's lists are freed when
- * it exits (a pthread key destructor).
+ * list and fut__alloc pops from the allocating thread's list, with no
+ * lock and no locked instruction.
+ *
+ * Frees from other threads: blocks made on one thread are often freed on
+ * another (a spawner's work items, run and freed by a thief). When a
+ * thread's list reaches FUT_CACHE_MAX, half of it goes, as one batch, to
+ * a central list per class (one lock per batch); a thread whose list is
+ * empty takes a whole batch from there before it calls malloc. So blocks
+ * flow back to the thread that makes them at one lock per BATCH blocks.
+ *
+ * Bounds: a thread's list holds at most FUT_CACHE_MAX blocks, the central
+ * list at most CENTRAL_MAX batches (beyond that, free() at once); a worker
+ * that parks gives its list and the central lists back to malloc, so an
+ * idle pool holds no cached memory; a thread's list is freed when it
+ * exits (a pthread key destructor).
  *
  * Builds for AddressSanitizer and fault injection cache nothing, so ASan
  * sees every use after free and every allocation is counted.
  */
 #include "alloc.h"
 
-static const size_t class_size[FUT_CLASSES] = {56, 88, 120};
-
 FUT_TLS fut_cache fut__tl_cache;
-static pthread_key_t key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static bool key_ok;
 
 static void drain(fut_cache *c)
 {
@@ -34,6 +37,19 @@ static void drain(fut_cache *c)
     }
 }
 
+#if FUT_CACHE_MAX
+static const size_t class_size[FUT_CLASSES] = {56, 88, 120};
+
+#define BATCH       (FUT_CACHE_MAX / 2)
+#define CENTRAL_MAX 64
+static pthread_mutex_t central_lock = PTHREAD_MUTEX_INITIALIZER;
+static fut_block *central[FUT_CLASSES];      /* batches: central_lock */
+static atomic_uint central_len[FUT_CLASSES]; /* written under the lock;
+                                                read without it as a hint */
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_ok;
+
 static void on_thread_exit(void *arg)
 {
     drain(arg);
@@ -44,31 +60,104 @@ static void make_key(void)
     key_ok = pthread_key_create(&key, on_thread_exit) == 0;
 }
 
+/* A thread's cache is registered for the destructor before it first
+ * holds a block. false: it cannot be, and caches nothing. */
+static bool register_cache(fut_cache *c)
+{
+    if (!c->registered) {
+        pthread_once(&key_once, make_key);
+        c->registered = key_ok && pthread_setspecific(key, c) == 0;
+    }
+    return c->registered;
+}
+
+/* The thread's list of class k is empty: take a batch, else malloc. */
 void *fut__alloc_slow(size_t size)
 {
     int k = fut__alloc_class(size);
-    return malloc(k < 0 ? size : class_size[k]);
+    if (k < 0)
+        return malloc(size);
+    fut_block *b = NULL;
+    if (atomic_load_explicit(&central_len[k], memory_order_relaxed) &&
+        register_cache(&fut__tl_cache)) {
+        pthread_mutex_lock(&central_lock);
+        if ((b = central[k])) {
+            central[k] = b->batch;
+            atomic_fetch_sub_explicit(&central_len[k], 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&central_lock);
+    }
+    if (!b)
+        return malloc(class_size[k]);
+    fut__tl_cache.head[k] = b->next;
+    fut__tl_cache.count[k] = BATCH - 1;
+    return b;
 }
 
-/* The first free on a thread registers its cache for the destructor. */
+/* Moves BATCH blocks of the full list of class k to the central list, or
+ * frees them when that is full. */
+static void give_batch(fut_cache *c, int k)
+{
+    fut_block *first = c->head[k], *last = first;
+    for (unsigned i = 1; i < BATCH; i++)
+        last = last->next;
+    c->head[k] = last->next;
+    c->count[k] -= BATCH;
+    last->next = NULL;
+    pthread_mutex_lock(&central_lock);
+    bool keep = atomic_load_explicit(&central_len[k], memory_order_relaxed) <
+                CENTRAL_MAX;
+    if (keep) {
+        first->batch = central[k];
+        central[k] = first;
+        atomic_fetch_add_explicit(&central_len[k], 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&central_lock);
+    while (!keep && first) {
+        fut_block *next = first->next;
+        free(first);
+        first = next;
+    }
+}
+
+/* The list is full, or not registered yet. */
 void fut__free_slow(void *p, size_t size)
 {
     int k = fut__alloc_class(size);
     fut_cache *c = &fut__tl_cache;
-    if (!p || k < 0 || FUT_CACHE_MAX == 0 || c->registered) {
+    if (!p || k < 0 || !register_cache(c)) {
         free(p);
         return;
     }
-    pthread_once(&key_once, make_key);
-    if (!key_ok || pthread_setspecific(key, c) != 0) {
-        free(p);
-        return;
-    }
-    c->registered = true;
+    if (c->count[k] >= FUT_CACHE_MAX)
+        give_batch(c, k);
     fut__free(p, size);
 }
+
+#endif
 
 void fut__alloc_trim(void)
 {
     drain(&fut__tl_cache);
+#if FUT_CACHE_MAX
+    fut_block *batches[FUT_CLASSES];
+    pthread_mutex_lock(&central_lock);
+    for (int k = 0; k < FUT_CLASSES; k++) {
+        batches[k] = central[k];
+        central[k] = NULL;
+        atomic_store_explicit(&central_len[k], 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&central_lock);
+    for (int k = 0; k < FUT_CLASSES; k++) {
+        for (fut_block *b = batches[k]; b;) {
+            fut_block *next_batch = b->batch;
+            while (b) {
+                fut_block *next = b->next;
+                free(b);
+                b = next;
+            }
+            b = next_batch;
+        }
+    }
+#endif
 }

@@ -28,7 +28,9 @@ static inline int fut__alloc_class(size_t size)
 }
 
 typedef struct fut_block {
-    struct fut_block *next;
+    struct fut_block *next;  /* in a list                            */
+    struct fut_block *batch; /* first block of a batch: the next batch
+                                on the central list (alloc.c)          */
 } fut_block;
 
 typedef struct fut_cache {
@@ -42,6 +44,18 @@ extern FUT_TLS fut_cache fut__tl_cache;
 void *fut__alloc_slow(size_t size);
 void fut__free_slow(void *p, size_t size);
 
+#if FUT_CACHE_MAX == 0
+static inline void *fut__alloc(size_t size)
+{
+    return malloc(size);
+}
+
+static inline void fut__free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+#else
 /* A block of size bytes (any size; classes up to 120 bytes are cached),
  * uninitialized; NULL when out of memory. */
 static inline void *fut__alloc(size_t size)
@@ -69,6 +83,7 @@ static inline void fut__free(void *p, size_t size)
     c->head[k] = b;
     c->count[k]++;
 }
+#endif
 
 /* Gives the calling thread's cached blocks back to malloc. */
 void fut__alloc_trim(void);

@@ -103,8 +103,9 @@ static inline fut_deque_buf *fut__deque_grow(fut_deque *d, fut_deque_buf *old,
 }
 
 /* Owner only. false when the deque was full and could not grow (no
- * memory): the item was not pushed. */
-static inline bool fut__deque_push(fut_deque *d, void *item)
+ * memory): the item was not pushed. seq_cst: publish it with a seq_cst
+ * store instead of a release one (for a store-load handshake after it). */
+static inline bool fut__deque_push(fut_deque *d, void *item, bool seq_cst)
 {
     size_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
     size_t t = atomic_load_explicit(&d->top, memory_order_acquire);
@@ -113,7 +114,10 @@ static inline bool fut__deque_push(fut_deque *d, void *item)
         return false;
     atomic_store_explicit(&buf->slot[b & buf->mask], item,
                           memory_order_relaxed);
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+    if (seq_cst)
+        atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
+    else
+        atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
     return true;
 }
 

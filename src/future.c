@@ -112,13 +112,15 @@ static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
 static fut_future *future_new(fut_pool *pool, enum fut_kind kind,
                               unsigned flags, size_t extra, unsigned refs)
 {
-    fut_future *f = fut__alloc(future_size(kind, flags, extra));
+    size_t size = future_size(kind, flags, extra);
+    fut_future *f = fut__alloc(size);
     if (!f)
         return NULL;
     atomic_init(&f->state, PHASE_WAITING + refs * F_REF);
     f->error = 0;
     f->kind = (unsigned char)kind;
     f->flags = (unsigned char)flags;
+    f->size = kind == KIND_ALL ? 0 : (unsigned short)size;
     f->value = NULL;
     f->listeners = NULL;
     f->pool = pool;
@@ -133,12 +135,12 @@ static void future_free(fut_future *f)
 {
     if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
         fut_release(f->input); /* NULL unless a unit never got to drop it */
-    size_t extra = 0;
-    if (f->kind == KIND_ALL)
-        extra = *(size_t *)((char *)f + ALL_OFFSET); /* all_state.bytes */
+    size_t size = f->size;
+    if (!size) /* fut_all: its all_state.bytes */
+        size = ALL_OFFSET + *(size_t *)((char *)f + ALL_OFFSET);
     if (f->pool)
         fut__pool_ref_drop(f->pool);
-    fut__free(f, future_size(f->kind, f->flags, extra));
+    fut__free(f, size);
 }
 
 fut_future *fut_retain(fut_future *f)

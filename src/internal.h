@@ -84,6 +84,8 @@ struct fut_future {
     int error;               /* written once before DONE               */
     unsigned char kind;      /* enum fut_kind, set at creation         */
     unsigned char flags;     /* enum fut_flag                          */
+    unsigned short size;     /* bytes allocated, for fut__free; 0 for a
+                                fut_all, which keeps its size itself   */
     void *value;             /* written once before DONE               */
     fut_listener *listeners; /* pending: the stripe lock; after DONE:
                                 the completer's                         */
@@ -178,7 +180,7 @@ void fut__pool_release(fut_pool *pool);
 static inline fut_local *fut__local(fut_pool *pool)
 {
     fut_sched_worker *w = fut__sched_self(&pool->sched);
-    return w ? &pool->local[w->index] : NULL;
+    return w ? (fut_local *)w->data : NULL;
 }
 
 /* Adds delta to a counter: the worker's own (l, from fut__local: a

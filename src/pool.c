@@ -152,7 +152,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
         goto destroy_pending;
     atomic_init(&pool->refs, 1);
     fut__thread_name(pool->name, name, "");
-    rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired);
+    rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired,
+                          (char *)pool->local, sizeof(*pool->local));
     if (rc)
         goto destroy_trace;
     *out = pool;

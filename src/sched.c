@@ -26,8 +26,8 @@
  * the process pass a full barrier. So the pusher's store is either seen
  * by the parker, or comes after that barrier, and then the pusher's load
  * of idle_count sees the parker (the asymmetric fence of liburcu and
- * folly). Where membarrier is missing, pushes use a seq_cst store
- * instead (fut__push_seq_cst). Before a worker blocks in a wait of our
+ * folly). Where membarrier is missing, pushes use a seq_cst store of
+ * bottom instead (fut__push_seq_cst). Before a worker blocks in a wait of our
  * own, it also hands its queued items to a parked worker under
  * sleep_lock.
  *
@@ -60,24 +60,27 @@
 #include <unistd.h>
 
 FUT_TLS fut_sched_worker *fut__tl_self;
-bool fut__push_seq_cst; /* set once, before any pool's workers start */
+FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
+atomic_bool fut__push_seq_cst; /* relaxed: see heavy_fence */
 static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
 
 static void heavy_fence_setup(void)
 {
-    fut__push_seq_cst =
-        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
-                0) != 0;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                0) != 0)
+        atomic_store_explicit(&fut__push_seq_cst, true, memory_order_relaxed);
 }
 
-/* Every thread of the process passes a full barrier (see the top). */
+/* Every thread of the process passes a full barrier (see the top). Where
+ * membarrier fails, pushes from then on are seq_cst stores, which with
+ * the parker's seq_cst loads need no barrier; the pushes made before are
+ * the pushers' own to run. */
 static void heavy_fence(void)
 {
-    if (fut__push_seq_cst ||
+    if (!atomic_load_explicit(&fut__push_seq_cst, memory_order_relaxed) &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        atomic_thread_fence(memory_order_seq_cst);
+        atomic_store_explicit(&fut__push_seq_cst, true, memory_order_relaxed);
 }
-FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
 
 static inline void cpu_relax(void)
 {
@@ -475,7 +478,7 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
     if (self->next) {
         fut_work *w = self->next;
         self->next = NULL;
-        if (!fut__deque_push(&self->deque, w))
+        if (!fut__deque_push(&self->deque, w, true))
             inject_push(&s->inject, w);
     }
     int rc = 0;
@@ -647,7 +650,8 @@ static int worker_init(fut_sched *s, size_t i)
 }
 
 int fut__sched_start(fut_sched *s, size_t threads, const char *name,
-                     void (*timer_fire)(fut_timer *))
+                     void (*timer_fire)(fut_timer *), char *data,
+                     size_t data_stride)
 {
     pthread_once(&fence_once, heavy_fence_setup);
     size_t bytes = (threads * sizeof(fut_sched_worker) + 63) / 64 * 64;
@@ -669,9 +673,11 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
     if (rc)
         goto destroy_sleep;
     size_t inited = 0, started = 0;
-    for (; inited < threads; inited++)
+    for (; inited < threads; inited++) {
         if ((rc = worker_init(s, inited)))
             goto free_all;
+        s->workers[inited].data = data + inited * data_stride;
+    }
     if ((rc = fut__timer_start(s, name)))
         goto free_all;
     for (; started < threads; started++) {

@@ -74,6 +74,7 @@ struct fut_sched_worker {
     unsigned tick;                 /* units run, for fairness: own        */
     uint32_t rng;                  /* victim choice: own                  */
     atomic_ullong stolen;          /* written by the worker alone; relaxed */
+    void *data; /* the layer above's, for this worker: set at start */
 };
 
 typedef struct fut_inject {
@@ -138,10 +139,12 @@ static inline fut_sched_worker *fut__sched_any_self(void)
 }
 
 /* Starts threads workers and the timer thread (named "<name>-<i>" and
- * "<name>-timer"), named before this returns. 0, or an error with
- * nothing left behind. */
+ * "<name>-timer"), named before this returns. Worker i's `data` is
+ * data + i * data_stride (what the layer above keeps per worker). 0, or
+ * an error with nothing left behind. */
 int fut__sched_start(fut_sched *s, size_t threads, const char *name,
-                     void (*timer_fire)(fut_timer *));
+                     void (*timer_fire)(fut_timer *), char *data,
+                     size_t data_stride);
 /* Closes s: refuses new outside work, waits until nothing is queued,
  * running or pending on a timer, then refuses all outside work and waits
  * again. Not from a worker of s. */
@@ -160,7 +163,7 @@ bool fut__sched_privileged(const fut_sched *s);
 bool fut__sched_refuses(fut_sched *s, enum fut_submit kind);
 /* Whether a worker's push needs its own store-load fence (membarrier(2)
  * is missing): see sched.c. Set before any worker starts. */
-extern bool fut__push_seq_cst;
+extern atomic_bool fut__push_seq_cst;
 
 /* Work was queued: brings a worker in, unless one is searching already
  * or none is parked. */
@@ -179,9 +182,9 @@ static inline int fut__sched_submit(fut_sched *s, fut_work *w,
                                     enum fut_submit kind)
 {
     fut_sched_worker *self = fut__sched_self(s);
-    if (self && fut__deque_push(&self->deque, w)) {
-        if (fut__push_seq_cst) /* no membarrier: see sched.c */
-            atomic_thread_fence(memory_order_seq_cst);
+    if (self && fut__deque_push(&self->deque, w,
+                                atomic_load_explicit(&fut__push_seq_cst,
+                                                     memory_order_relaxed))) {
         fut__sched_notify(s);
         return 0;
     }

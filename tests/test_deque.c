@@ -89,12 +89,12 @@ START_TEST(empty)
     ck_assert_uint_eq(fut__deque_size(&d), 0);
     ck_assert_ptr_null(fut__deque_pop(&d));
     ck_assert_ptr_null(fut__deque_steal(&d));
-    ck_assert(fut__deque_push(&d, item(0)));
+    ck_assert(fut__deque_push(&d, item(0), false));
     ck_assert_uint_eq(fut__deque_size(&d), 1);
     ck_assert_ptr_eq(fut__deque_pop(&d), item(0));
     ck_assert_ptr_null(fut__deque_pop(&d));
     ck_assert_ptr_null(fut__deque_steal(&d));
-    ck_assert(fut__deque_push(&d, item(1)));
+    ck_assert(fut__deque_push(&d, item(1), false));
     ck_assert_ptr_eq(fut__deque_steal(&d), item(1));
     ck_assert_ptr_null(fut__deque_steal(&d));
     ck_assert_ptr_null(fut__deque_pop(&d));
@@ -107,7 +107,7 @@ START_TEST(pop_lifo_steal_fifo)
 {
     fut_deque d = deque_new(8);
     for (size_t i = 0; i < 5; i++)
-        ck_assert(fut__deque_push(&d, item(i)));
+        ck_assert(fut__deque_push(&d, item(i), false));
     ck_assert_uint_eq(fut__deque_size(&d), 5);
     ck_assert_ptr_eq(fut__deque_pop(&d), item(4));
     ck_assert_ptr_eq(fut__deque_steal(&d), item(0));
@@ -129,7 +129,7 @@ START_TEST(growth_keeps_every_item)
     enum { N = 100000 };
     fut_deque d = deque_new(2);
     for (size_t i = 0; i < N; i++) {
-        ck_assert(fut__deque_push(&d, item(i)));
+        ck_assert(fut__deque_push(&d, item(i), false));
         ck_assert_uint_eq(fut__deque_size(&d), i + 1);
     }
     for (size_t i = 0; i < N / 2; i++)
@@ -153,16 +153,16 @@ START_TEST(growth_after_wraparound)
     /* Walk the indices around the buffer many times without growing. */
     for (int round = 0; round < 1001; round++) {
         for (int k = 0; k < 3; k++)
-            ck_assert(fut__deque_push(&d, item(next++)));
+            ck_assert(fut__deque_push(&d, item(next++), false));
         for (int k = 0; k < 3; k++)
             ck_assert_ptr_eq(fut__deque_steal(&d), item(oldest++));
     }
     /* Items from index 3003 (slot 3) on: the buffer holds slots 3, 0, 1,
      * 2 when full and grows with top not at slot 0, and again later. */
     for (int k = 0; k < 3; k++)
-        ck_assert(fut__deque_push(&d, item(next++)));
+        ck_assert(fut__deque_push(&d, item(next++), false));
     for (int k = 0; k < 100; k++)
-        ck_assert(fut__deque_push(&d, item(next++)));
+        ck_assert(fut__deque_push(&d, item(next++), false));
     ck_assert_uint_eq(fut__deque_size(&d), next - oldest);
     while (oldest < next)
         ck_assert_ptr_eq(fut__deque_steal(&d), item(oldest++));
@@ -171,7 +171,7 @@ START_TEST(growth_after_wraparound)
 
     d = deque_new(1);
     for (size_t i = 0; i < 3; i++)
-        ck_assert(fut__deque_push(&d, item(i)));
+        ck_assert(fut__deque_push(&d, item(i), false));
     ck_assert_ptr_eq(fut__deque_steal(&d), item(0));
     ck_assert_ptr_eq(fut__deque_pop(&d), item(2));
     ck_assert_ptr_eq(fut__deque_pop(&d), item(1));
@@ -324,8 +324,10 @@ START_TEST(owner_against_thieves)
     size_t next = 0, pops = 0, max_size = 0;
     while (next < a.n) {
         size_t burst = 1 + xorshift(&rng) % 64;
-        for (size_t k = 0; k < burst && next < a.n; k++)
-            REQUIRE(fut__deque_push(&a.d, item(next++)), "push failed");
+        for (size_t k = 0; k < burst && next < a.n; k++, next++) {
+            bool sc = next & 1; /* both ways of publishing */
+            REQUIRE(fut__deque_push(&a.d, item(next), sc), "push failed");
+        }
         size_t size = fut__deque_size(&a.d);
         if (size > max_size)
             max_size = size;
@@ -375,7 +377,7 @@ START_TEST(last_item_race)
 
     size_t pops = 0;
     for (size_t i = 0; i < a.n; i++) {
-        REQUIRE(fut__deque_push(&a.d, item(i)), "push failed");
+        REQUIRE(fut__deque_push(&a.d, item(i), false), "push failed");
         if (i % 2 == 0)
             try_await_steal_call(&a);
         void *p = fut__deque_pop(&a.d);

@@ -217,11 +217,14 @@ START_TEST(join_fib)
 {
     for (size_t threads = 1; threads <= 4; threads += 3) {
         fut_pool *pool = pool_new(threads);
-        struct fib in = {pool, 22, 0}, out = {pool, 20, 0};
+        struct fib in = {pool, 22, 0}, out_a = {pool, 20, 0},
+                   out_b = {pool, 19, 0};
         fut_future *f = fut_spawn(pool, fib_join_task, &in);
-        ck_assert_int_eq(fut_join(pool, fib_join, &out, fib_join, &out), 0);
+        ck_assert_int_eq(fut_join(pool, fib_join, &out_a, fib_join, &out_b),
+                         0);
         ck_assert_int_eq(fut_await(f, NULL), 0);
         ck_assert_int_eq(in.result, fib_serial(22));
+        ck_assert_int_eq(out_a.result + out_b.result, fib_serial(21));
         fut_release(f);
         ck_assert_int_eq(fut_pool_destroy(pool), 0);
     }
