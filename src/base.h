@@ -70,5 +70,9 @@ int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a);
 uint64_t fut__now_ns(void);
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 int fut__cond_init_monotonic(pthread_cond_t *cv);
+/* "<name><suffix>" cut at a character boundary to fit a thread name. */
+void fut__thread_name(char out[16], const char *name, const char *suffix);
+/* The CPUs this process may run on. */
+size_t fut__cpu_count(void);
 
 #endif /* FUT_BASE_H */

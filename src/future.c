@@ -460,6 +460,78 @@ fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
 
 /* ---- fut_then ---------------------------------------------------------- */
 
+/* ---- Pending continuations -------------------------------------------
+ * A continuation whose input may never complete by itself (a promise,
+ * fut_all, a timeout) waits on its pool's pending list, for destroy to
+ * cancel if nothing ever completes its input. */
+
+void fut__pending_add(fut_pool *pool, fut_future *c)
+{
+    pthread_mutex_lock(&pool->pending_lock);
+    c->qnext = NULL;
+    c->qprev = pool->pending.tail;
+    if (pool->pending.tail)
+        pool->pending.tail->qnext = c;
+    else
+        pool->pending.head = c;
+    pool->pending.tail = c;
+    c->flags |= FLAG_ON_PENDING;
+    pthread_mutex_unlock(&pool->pending_lock);
+}
+
+static void pending_unlink(fut_pool *pool, fut_future *c)
+{
+    if (c->qprev)
+        c->qprev->qnext = c->qnext;
+    else
+        pool->pending.head = c->qnext;
+    if (c->qnext)
+        c->qnext->qprev = c->qprev;
+    else
+        pool->pending.tail = c->qprev;
+    c->flags &= (unsigned char)~FLAG_ON_PENDING;
+}
+
+void fut__pending_remove(fut_pool *pool, fut_future *c)
+{
+    pthread_mutex_lock(&pool->pending_lock);
+    if (c->flags & FLAG_ON_PENDING)
+        pending_unlink(pool, c);
+    pthread_mutex_unlock(&pool->pending_lock);
+}
+
+/* Pool destroy: c waited on its pool's pending list; cancel it if it is
+ * still listening to its input. */
+static void then_cancel_pending(fut_future *c)
+{
+    fut_future *in = borrow_input(c);
+    if (in && fut__unlisten(in, &c->node)) {
+        if (claim(c, PHASE_WAITING)) {
+            fut__stat_add(c->pool, STAT_CANCELLED, 1);
+            complete(c, NULL, ECANCELED, false);
+        }
+        drop_task_ref(c);
+    }
+    fut_release(in);
+}
+
+/* Destroy: nothing can run any more; whatever still waits on an input is
+ * a continuation of a promise nobody kept (yet). */
+void fut__cancel_pending(fut_pool *pool)
+{
+    pthread_mutex_lock(&pool->pending_lock);
+    fut_future *c;
+    while ((c = pool->pending.head)) {
+        pending_unlink(pool, c);
+        fut_retain(c);
+        pthread_mutex_unlock(&pool->pending_lock);
+        then_cancel_pending(c);
+        fut_release(c);
+        pthread_mutex_lock(&pool->pending_lock);
+    }
+    pthread_mutex_unlock(&pool->pending_lock);
+}
+
 /* c's input has completed successfully: queue c, unless it was cancelled
  * meanwhile or the pool refuses it (then it is cancelled). On a worker,
  * outside a unit's own code, c runs next on the same worker. */
@@ -558,21 +630,6 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
     return c;
 }
 
-/* Pool destroy: c waited on its pool's pending list; cancel it if it is
- * still listening to its input. */
-void fut__then_cancel_pending(fut_future *c)
-{
-    fut_future *in = borrow_input(c);
-    if (in && fut__unlisten(in, &c->node)) {
-        if (claim(c, PHASE_WAITING)) {
-            fut__stat_add(c->pool, STAT_CANCELLED, 1);
-            complete(c, NULL, ECANCELED, false);
-        }
-        drop_task_ref(c);
-    }
-    fut_release(in);
-}
-
 /* ---- fut_sleep and fut_timeout ---------------------------------------- */
 
 static unsigned timer_flags(fut_pool *pool)
@@ -588,7 +645,7 @@ static int timer_add(fut_future *f, uint64_t ms)
         f->fn.armed = now;
     f->timer.deadline = ms < limit ? now + ms * 1000000u : UINT64_MAX;
     f->timer.index = 0;
-    return fut__timer_add(&f->pool->sched, &f->timer);
+    return fut__sched_timer_add(&f->pool->sched, &f->timer);
 }
 
 fut_future *fut_sleep(fut_pool *pool, uint64_t ms)

@@ -167,12 +167,16 @@ void fut__user_end(fut_user_mark saved);
 void fut__complete(fut_future *f, void *value, int error);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
-void fut__then_cancel_pending(fut_future *c);
+void fut__pending_add(fut_pool *pool, fut_future *c);
+void fut__pending_remove(fut_pool *pool, fut_future *c);
+/* Destroy: cancels the continuations still waiting on inputs that
+ * nothing in the pool will complete. */
+void fut__cancel_pending(fut_pool *pool);
 bool fut__in_unit(void);
 bool fut__run_own(fut_future *f);
 void fut__timer_fired(fut_timer *t);
 
-/* pool.c */
+/* pool_mem.c */
 void fut__pool_retain(fut_pool *pool);
 void fut__pool_release(fut_pool *pool);
 
@@ -235,9 +239,6 @@ static inline void fut__pool_ref_drop(fut_pool *pool)
                                   memory_order_relaxed);
     }
 }
-
-void fut__pending_add(fut_pool *pool, fut_future *c);
-void fut__pending_remove(fut_pool *pool, fut_future *c);
 
 /* The calling worker's trace buffer when the pool traces, else NULL. A
  * unit of a pool always runs on one of that pool's workers. */

@@ -31,87 +31,6 @@
 
 #define MAX_THREADS 4096
 
-/* ---- References ------------------------------------------------------- */
-
-void fut__pool_retain(fut_pool *pool)
-{
-    atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
-}
-
-static void pool_free(fut_pool *pool)
-{
-    FUT_FORGET(&pool->refs);
-    fut__sched_fini(&pool->sched);
-    pthread_mutex_destroy(&pool->pending_lock);
-    pthread_mutex_destroy(&pool->trace_lock);
-    free(pool->trace_path);
-    free(pool->local);
-    free(pool);
-}
-
-void fut__pool_release(fut_pool *pool)
-{
-    FUT_HAPPENS_BEFORE(&pool->refs);
-    if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) == 1) {
-        FUT_HAPPENS_AFTER(&pool->refs);
-        pool_free(pool);
-    }
-}
-
-/* ---- Pending continuations ------------------------------------------- */
-
-void fut__pending_add(fut_pool *pool, fut_future *c)
-{
-    pthread_mutex_lock(&pool->pending_lock);
-    c->qnext = NULL;
-    c->qprev = pool->pending.tail;
-    if (pool->pending.tail)
-        pool->pending.tail->qnext = c;
-    else
-        pool->pending.head = c;
-    pool->pending.tail = c;
-    c->flags |= FLAG_ON_PENDING;
-    pthread_mutex_unlock(&pool->pending_lock);
-}
-
-static void pending_unlink(fut_pool *pool, fut_future *c)
-{
-    if (c->qprev)
-        c->qprev->qnext = c->qnext;
-    else
-        pool->pending.head = c->qnext;
-    if (c->qnext)
-        c->qnext->qprev = c->qprev;
-    else
-        pool->pending.tail = c->qprev;
-    c->flags &= (unsigned char)~FLAG_ON_PENDING;
-}
-
-void fut__pending_remove(fut_pool *pool, fut_future *c)
-{
-    pthread_mutex_lock(&pool->pending_lock);
-    if (c->flags & FLAG_ON_PENDING)
-        pending_unlink(pool, c);
-    pthread_mutex_unlock(&pool->pending_lock);
-}
-
-/* Destroy: nothing can run any more; whatever still waits on an input is
- * a continuation of a promise nobody kept (yet). */
-static void cancel_pending(fut_pool *pool)
-{
-    pthread_mutex_lock(&pool->pending_lock);
-    fut_future *c;
-    while ((c = pool->pending.head)) {
-        pending_unlink(pool, c);
-        fut_retain(c);
-        pthread_mutex_unlock(&pool->pending_lock);
-        fut__then_cancel_pending(c);
-        fut_release(c);
-        pthread_mutex_lock(&pool->pending_lock);
-    }
-    pthread_mutex_unlock(&pool->pending_lock);
-}
-
 /* ---- Pool lifetime ----------------------------------------------------- */
 
 /* A 64-byte aligned, zeroed block of n * size bytes. */
@@ -177,7 +96,7 @@ int fut_pool_destroy(fut_pool *pool)
     if (fut__sched_self(&pool->sched))
         return EDEADLK;
     fut__sched_drain(&pool->sched);
-    cancel_pending(pool);
+    fut__cancel_pending(pool);
     fut__sched_stop(&pool->sched);
     if (pool->trace_path)
         fut__trace_write(pool);

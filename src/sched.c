@@ -61,7 +61,7 @@
 
 FUT_TLS fut_sched_worker *fut__tl_self;
 FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
-atomic_bool fut__push_seq_cst; /* relaxed: see heavy_fence */
+atomic_bool fut__push_seq_cst;          /* relaxed: see heavy_fence */
 static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
 
 static void heavy_fence_setup(void)
@@ -385,6 +385,25 @@ bool fut__sched_take_back(fut_sched *s, fut_work *w)
 
 /* ---- Parking and waiting ----------------------------------------------- */
 
+/* The timer count dropped to 0 (timer.c's hook). */
+static void timers_done(fut_sched *s)
+{
+    if (atomic_load(&s->closing))
+        fut__sched_check_quiet(s);
+}
+
+int fut__sched_timer_add(fut_sched *s, fut_timer *t)
+{
+    /* An outside thread counts itself busy while it adds (see the top). */
+    bool outside = !fut__sched_privileged(s);
+    if (outside && fut__sched_enter(s))
+        return ESHUTDOWN;
+    int rc = fut__timer_add(s, t);
+    if (outside)
+        fut__sched_leave(s);
+    return rc;
+}
+
 void fut__sched_check_quiet(fut_sched *s)
 {
     pthread_mutex_lock(&s->sleep_lock);
@@ -585,28 +604,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* "<name>-<suffix>", the name cut at a character boundary so that the
- * whole fits the 15 bytes a thread name may have. */
-void fut__thread_name(char out[16], const char *name, const char *suffix)
-{
-    size_t room = 15 - strlen(suffix);
-    size_t keep = strnlen(name, room);
-    if (keep == room) /* cut: step back to the start of a UTF-8 character */
-        while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
-            keep--;
-    memcpy(out, name, keep);
-    strcpy(out + keep, suffix);
-}
-
-size_t fut__cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-        return (size_t)CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
-
 static void join_workers(fut_sched *s, size_t started)
 {
     pthread_mutex_lock(&s->sleep_lock);
@@ -662,6 +659,7 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
     s->threads = threads;
     s->cpus = fut__cpu_count();
     s->timer_fire = timer_fire;
+    s->timers_done = timers_done;
     inject_init(&s->inject);
     int rc = pthread_mutex_init(&s->inject.lock, NULL);
     if (rc)

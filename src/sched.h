@@ -89,7 +89,9 @@ struct fut_sched {
     fut_sched_worker *workers; /* 64-byte aligned array        */
     size_t threads, cpus;
     fut_inject inject;
-    void (*timer_fire)(fut_timer *t); /* set at start              */
+    void (*timer_fire)(fut_timer *t);  /* set at start              */
+    void (*timers_done)(fut_sched *s); /* timer.c's hook: the count of
+                                          timers dropped to 0          */
     _Alignas(64) pthread_mutex_t sleep_lock;
     fut_sched_worker *idle;    /* parked idle workers: sleep_lock */
     fut_sched_worker *waiting; /* blocked helping waiters, which
@@ -101,8 +103,9 @@ struct fut_sched {
     _Alignas(64) atomic_int idle_count; /* workers on the idle list     */
     atomic_int waiting_count;           /* workers on the waiting list  */
     atomic_int searching;               /* workers awake, looking       */
-    atomic_int outside_busy;            /* outside threads submitting,
-                                           or running chunks            */
+    /* Written by outside submitters, read by destroy (seq_cst). */
+    _Alignas(64) atomic_int outside_busy; /* outside threads submitting,
+                                             or running chunks          */
     atomic_bool closing, closed;
     /* Timers (timer.c). */
     _Alignas(64) pthread_mutex_t timer_lock;
@@ -115,12 +118,8 @@ struct fut_sched {
     pthread_t timer_thread;
 };
 
-/* The CPUs this process may run on. */
-size_t fut__cpu_count(void);
 /* The scheduler whose timer thread this is, or NULL. */
 extern FUT_TLS fut_sched *fut__tl_timer_sched;
-/* "<name><suffix>" cut at a character boundary to fit a thread name. */
-void fut__thread_name(char out[16], const char *name, const char *suffix);
 
 /* The calling thread's worker, or NULL; sched.c sets it. */
 extern FUT_TLS fut_sched_worker *fut__tl_self;
@@ -220,16 +219,19 @@ int fut__sched_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
 /* Wakes the thread of a wait; call with *ctx->lock held. */
 void fut__sched_wake_waiter(pthread_cond_t *cv);
 
-/* Timers (timer.c). add: 0 or ESHUTDOWN (refused as SUBMIT_NEW); the
- * caller set t->deadline. remove: true when t was in the heap (it will
- * not fire). */
+/* Adds a timer: 0, ESHUTDOWN (refused as SUBMIT_NEW) or ENOMEM; the
+ * caller set t->deadline. */
+int fut__sched_timer_add(fut_sched *s, fut_timer *t);
+
+/* Timers (timer.c, below the rest of the scheduler). add: 0 or ENOMEM.
+ * remove: true when t was in the heap (it will not fire). */
 int fut__timer_add(fut_sched *s, fut_timer *t);
 bool fut__timer_remove(fut_sched *s, fut_timer *t);
 size_t fut__timer_pending(fut_sched *s);
 int fut__timer_start(fut_sched *s, const char *name);
 void fut__timer_stop(fut_sched *s); /* joins the thread       */
 void fut__timer_fini(fut_sched *s); /* then frees the rest  */
-/* sched.c, for timer.c: the timer count dropped to 0 during drain. */
+/* Wakes drain to look again. */
 void fut__sched_check_quiet(fut_sched *s);
 
 #endif /* FUT_SCHED_H */

@@ -10,33 +10,15 @@
  * when it pops a due item, or fut__timer_remove (which then returns true,
  * and the item never fires). `timers` counts items in the heap plus those
  * being fired, so drain, which waits for it to reach 0, never stops the
- * thread while a fire may still queue work.
+ * thread while a fire may still queue work; when it drops to 0, the
+ * timers_done hook tells the scheduler. This module calls nothing of
+ * sched.c: refusing outside timers is fut__sched_timer_add's job.
  */
 #define _GNU_SOURCE
 #include "sched.h"
 
 #include <errno.h>
 #include <stdlib.h>
-
-int fut__cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    int rc = pthread_condattr_init(&attr);
-    if (rc)
-        return rc;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (!rc)
-        rc = pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
-}
-
-uint64_t fut__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- The heap (timer_lock) ---------------------------------------------- */
 
@@ -95,10 +77,6 @@ static void heap_remove(fut_sched *s, fut_timer *t)
 
 int fut__timer_add(fut_sched *s, fut_timer *t)
 {
-    /* An outside thread counts itself busy while it adds (see sched.c). */
-    bool outside = !fut__sched_privileged(s);
-    if (outside && fut__sched_enter(s))
-        return ESHUTDOWN;
     int rc = 0;
     pthread_mutex_lock(&s->timer_lock);
     if (s->heap_len == s->heap_cap) {
@@ -120,8 +98,6 @@ int fut__timer_add(fut_sched *s, fut_timer *t)
             pthread_cond_signal(&s->timer_cv);
     }
     pthread_mutex_unlock(&s->timer_lock);
-    if (outside)
-        fut__sched_leave(s);
     return rc;
 }
 
@@ -133,8 +109,8 @@ bool fut__timer_remove(fut_sched *s, fut_timer *t)
         heap_remove(s, t);
     bool last = found && atomic_fetch_sub(&s->timers, 1) == 1;
     pthread_mutex_unlock(&s->timer_lock);
-    if (last && atomic_load(&s->closing))
-        fut__sched_check_quiet(s);
+    if (last)
+        s->timers_done(s);
     return found;
 }
 
@@ -170,9 +146,9 @@ static void *timer_main(void *arg)
         pthread_mutex_unlock(&s->timer_lock);
         s->timer_fire(t);
         pthread_mutex_lock(&s->timer_lock);
-        if (atomic_fetch_sub(&s->timers, 1) == 1 && atomic_load(&s->closing)) {
+        if (atomic_fetch_sub(&s->timers, 1) == 1) {
             pthread_mutex_unlock(&s->timer_lock);
-            fut__sched_check_quiet(s);
+            s->timers_done(s);
             pthread_mutex_lock(&s->timer_lock);
         }
     }
