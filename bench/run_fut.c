@@ -103,6 +103,42 @@ static double group_spawn_n(long n, uint64_t *sum)
     return t;
 }
 
+/* The same n children without handles as a fork-join: [lo, hi) split in
+ * halves with fut_join down to single children, from one task on the
+ * pool (rayon's way to run many small tasks). */
+struct span {
+    long lo, hi;
+};
+
+static int spawn_span(void *arg)
+{
+    struct span *sp = arg;
+    if (sp->hi - sp->lo == 1)
+        return count_one(NULL, NULL);
+    long mid = sp->lo + (sp->hi - sp->lo) / 2;
+    struct span a = {sp->lo, mid}, b = {mid, sp->hi};
+    return fut_join(pool, spawn_span, &a, spawn_span, &b);
+}
+
+static int join_spawner(void *arg, void **value)
+{
+    (void)value;
+    return spawn_span(arg);
+}
+
+static double join_spawn_n(long n, uint64_t *sum)
+{
+    struct span all = {0, n};
+    atomic_store(&counter, 0);
+    double t0 = bench_now();
+    fut_future *f = fut_spawn(pool, join_spawner, &all);
+    fut_await(f, NULL);
+    double t = bench_now() - t0;
+    fut_release(f);
+    *sum = atomic_load(&counter);
+    return t;
+}
+
 /* ---- fib ---------------------------------------------------------------- */
 
 static int fib_task(void *arg, void **value)
@@ -454,5 +490,6 @@ const bench_peer bench_fut_join = {
     .name = "fut-join",
     .setup = fut_setup,
     .teardown = fut_teardown,
+    .spawn = join_spawn_n,
     .fib = join_fib,
 };

@@ -26,7 +26,8 @@
  *
  * fut_join keeps b's work item in the caller's stack frame: pushed on
  * the worker's deque, popped back and run inline when nobody stole it;
- * when stolen, the thief marks it done under the waiter's lock.
+ * when stolen, the thief marks it done under the waiter's lock. With no
+ * memory to grow the deque, a and b simply run one after the other.
  */
 #include "internal.h"
 
@@ -365,9 +366,10 @@ struct join_job {
     fut_work work;
     fut_join_fn fn;
     void *arg;
+    pthread_mutex_t *lock; /* where the caller waits, should b be taken: */
+    pthread_cond_t *cv;    /* they outlive the job (see wait.c)        */
+    atomic_bool done;      /* raised under *lock: the thief's last touch */
     int error;
-    atomic_bool done; /* raised under ctx.lock: the thief's last touch */
-    fut_wait_ctx ctx; /* where the caller waits                       */
 };
 
 static bool join_done(void *arg)
@@ -382,12 +384,20 @@ static void join_run(fut_work *w)
     fut_user_mark saved = fut__user_begin(NULL);
     job->error = job->fn(job->arg);
     fut__user_end(saved);
-    pthread_mutex_t *lock = job->ctx.lock; /* outlives job: see wait.c */
-    pthread_cond_t *cv = job->ctx.cv;
+    pthread_mutex_t *lock = job->lock;
+    pthread_cond_t *cv = job->cv;
     pthread_mutex_lock(lock);
     atomic_store(&job->done, true);
     fut__sched_wake_waiter(cv);
     pthread_mutex_unlock(lock);
+}
+
+/* Waits for a b that another thread took; its error. */
+static int join_wait(fut_sched_worker *self, struct join_job *job)
+{
+    fut_wait_ctx ctx = {job->lock, job->cv, join_done, job};
+    fut__sched_wait(self, &ctx, NULL, true);
+    return job->error;
 }
 
 int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
@@ -396,34 +406,36 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
     if (!pool || !fn_a || !fn_b)
         return EINVAL;
     struct join_job job = {.work.run = join_run, .fn = fn_b, .arg = arg_b};
-    job.ctx.done = join_done;
-    job.ctx.arg = &job;
     atomic_init(&job.done, false);
     fut_sched_worker *self = fut__sched_any_self();
     if (self && self->sched == &pool->sched) { /* the fast path */
-        fut__sched_wait_init(self, &job.ctx);
-        fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
-        int ea = fn_a(arg_a), eb;
-        if (fut__sched_take_back(&pool->sched, &job.work)) {
-            eb = fn_b(arg_b); /* nobody took it: run it here */
-        } else {
-            fut__sched_wait(self, &job.ctx, NULL, true);
-            eb = job.error;
+        job.lock = &pool->sched.sleep_lock;
+        job.cv = &self->cv;
+        if (!fut__sched_push_own(self, &job.work)) { /* no memory */
+            int ea = fn_a(arg_a), eb = fn_b(arg_b);
+            return ea ? ea : eb;
         }
+        int ea = fn_a(arg_a);
+        int eb = fut__sched_take_back_own(self, &job.work)
+                     ? fn_b(arg_b) /* nobody took it: run it here */
+                     : join_wait(self, &job);
         return ea ? ea : eb;
     }
     /* Another thread: b goes to the pool, a runs here. */
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-    job.ctx.lock = &lock;
-    job.ctx.cv = &cv;
-    if (self) /* a worker of another pool helps its own while it waits */
-        fut__sched_wait_init(self, &job.ctx);
+    job.lock = &lock;
+    job.cv = &cv;
+    if (self) { /* a worker of another pool helps its own while it waits */
+        fut_wait_ctx ctx;
+        fut__sched_wait_init(self, &ctx);
+        job.lock = ctx.lock;
+        job.cv = ctx.cv;
+    }
     int rc = fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
     if (!rc) {
-        int ea = fn_a(arg_a);
-        fut__sched_wait(self, &job.ctx, NULL, true);
-        rc = ea ? ea : job.error;
+        int ea = fn_a(arg_a), eb = join_wait(self, &job);
+        rc = ea ? ea : eb;
     }
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);

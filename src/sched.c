@@ -363,6 +363,18 @@ int fut__sched_submit_next(fut_sched *s, fut_work *w)
     return fut__sched_submit(s, w, SUBMIT_READY);
 }
 
+void fut__sched_fair_turn(fut_sched_worker *self)
+{
+    if (self->depth >= FUT_HELP_DEPTH_MAX)
+        return;
+    fut_work *x = inject_take(self->sched); /* fairness: see the top */
+    if (x) {
+        self->depth++;
+        x->run(x);
+        self->depth--;
+    }
+}
+
 bool fut__sched_take_back(fut_sched *s, fut_work *w)
 {
     fut_sched_worker *self = fut__sched_self(s);
@@ -372,15 +384,7 @@ bool fut__sched_take_back(fut_sched *s, fut_work *w)
         self->next = NULL;
         return true;
     }
-    if ((++self->tick & 63) == 0 && self->depth < FUT_HELP_DEPTH_MAX) {
-        fut_work *x = inject_take(s); /* fairness: see the top */
-        if (x) {
-            self->depth++;
-            x->run(x);
-            self->depth--;
-        }
-    }
-    return fut__deque_pop_if(&self->deque, w);
+    return fut__sched_take_back_own(self, w);
 }
 
 /* ---- Parking and waiting ----------------------------------------------- */

@@ -174,6 +174,18 @@ static inline void fut__sched_notify(fut_sched *s)
         fut__sched_wake(s);
 }
 
+/* Pushes w on the calling worker's own deque: false (nothing done) only
+ * when the deque could not grow. */
+static inline bool fut__sched_push_own(fut_sched_worker *self, fut_work *w)
+{
+    if (!fut__deque_push(
+            &self->deque, w,
+            atomic_load_explicit(&fut__push_seq_cst, memory_order_relaxed)))
+        return false;
+    fut__sched_notify(self->sched);
+    return true;
+}
+
 int fut__sched_submit_slow(fut_sched *s, fut_work *w, enum fut_submit kind);
 /* Queues w; 0 or ESHUTDOWN (refused: w is untouched). On a worker of s,
  * on its own deque (no locked instruction). */
@@ -181,12 +193,8 @@ static inline int fut__sched_submit(fut_sched *s, fut_work *w,
                                     enum fut_submit kind)
 {
     fut_sched_worker *self = fut__sched_self(s);
-    if (self && fut__deque_push(&self->deque, w,
-                                atomic_load_explicit(&fut__push_seq_cst,
-                                                     memory_order_relaxed))) {
-        fut__sched_notify(s);
+    if (self && fut__sched_push_own(self, w))
         return 0;
-    }
     return fut__sched_submit_slow(s, w, kind);
 }
 /* On a worker of s, outside any run function's user code: runs w next on
@@ -197,9 +205,20 @@ int fut__sched_submit_next(fut_sched *s, fut_work *w);
 int fut__sched_enter(fut_sched *s);
 void fut__sched_leave(fut_sched *s);
 
-/* On a worker of s: if w is the newest item of this worker's deque, takes
- * it back and returns true (the caller runs it). */
+/* On a worker of s: if w is the newest item of this worker's deque (or
+ * its next slot), takes it back and returns true (the caller runs it). */
 bool fut__sched_take_back(fut_sched *s, fut_work *w);
+
+/* fut__sched_take_back's fast half, for the calling worker self and an
+ * item it pushed on its deque; every 64th call first runs one item of
+ * the injection queue (fairness, see sched.c). */
+void fut__sched_fair_turn(fut_sched_worker *self);
+static inline bool fut__sched_take_back_own(fut_sched_worker *self, fut_work *w)
+{
+    if (__builtin_expect((++self->tick & 63) == 0, 0))
+        fut__sched_fair_turn(self);
+    return fut__deque_pop_if(&self->deque, w);
+}
 
 /* A blocked wait: lock and cv are where the waiting thread sleeps; done()
  * says whether it may return. */
