@@ -109,8 +109,10 @@ static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
     }
 }
 
-static fut_future *future_new(fut_pool *pool, enum fut_kind kind,
-                              unsigned flags, size_t extra, unsigned refs)
+#define HOT static inline __attribute__((always_inline))
+
+HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
+                           size_t extra, unsigned refs)
 {
     size_t size = future_size(kind, flags, extra);
     fut_future *f = fut__alloc(size);
@@ -131,7 +133,7 @@ static fut_future *future_new(fut_pool *pool, enum fut_kind kind,
     return f;
 }
 
-static void future_free(fut_future *f)
+HOT void future_free(fut_future *f)
 {
     if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
         fut_release(f->input); /* NULL unless a unit never got to drop it */
@@ -257,9 +259,21 @@ static void fire_or_defer(fut_future *f)
     tl_fire.draining = false;
 }
 
+/* complete()'s half for a future with listeners. */
+static __attribute__((noinline)) void complete_listened(fut_future *f,
+                                                        bool drop)
+{
+    atomic_fetch_or_explicit(&f->state, F_DONE, memory_order_acq_rel);
+    lock_future(f); /* after a listener's unlock: we see its node */
+    unlock_future(f);
+    fire_or_defer(f);
+    if (drop)
+        fut_release(f);
+}
+
 /* Completes f, whose completion the caller owns; drops one reference of
  * the caller's when `drop` (the caller must hold one either way). */
-static void complete(fut_future *f, void *value, int error, bool drop)
+HOT void complete(fut_future *f, void *value, int error, bool drop)
 {
     f->value = error ? NULL : value;
     f->error = error;
@@ -275,12 +289,7 @@ static void complete(fut_future *f, void *value, int error, bool drop)
             return;
         }
     }
-    atomic_fetch_or_explicit(&f->state, F_DONE, memory_order_acq_rel);
-    lock_future(f); /* after a listener's unlock: we see its node */
-    unlock_future(f);
-    fire_or_defer(f);
-    if (drop)
-        fut_release(f);
+    complete_listened(f, drop);
 }
 
 void fut__complete(fut_future *f, void *value, int error)
@@ -369,7 +378,7 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 
 /* Runs a claimed task or continuation and completes it; drops the task
  * reference (and a continuation's input). */
-static void execute(fut_future *f)
+HOT void execute(fut_future *f)
 {
     void *value = NULL;
     fut_user_mark saved = fut__user_begin(f);
@@ -389,16 +398,21 @@ static void execute(fut_future *f)
     complete(f, value, error, true);
 }
 
-/* The scheduler runs a queued task or continuation. */
-static void run_unit(fut_work *w)
+/* Claims and runs f, or drops it when a canceller got there first. */
+HOT void claim_and_run(fut_future *f)
 {
-    fut_future *f = CONTAINER(w, fut_future, work);
     if (claim_to(f, PHASE_QUEUED, PHASE_RUNNING)) {
         fut__stat_add(f->pool, STAT_QUEUED, -1);
         execute(f);
     } else { /* cancelled while queued, and counted then */
         drop_task_ref(f);
     }
+}
+
+/* The scheduler runs a queued task or continuation. */
+static void run_unit(fut_work *w)
+{
+    claim_and_run(CONTAINER(w, fut_future, work));
 }
 
 /* A worker about to wait for f, which it queued itself and nobody has
@@ -410,7 +424,7 @@ bool fut__run_own(fut_future *f)
         phase_of(f) != PHASE_QUEUED ||
         !fut__sched_take_back(&f->pool->sched, &f->work))
         return false;
-    run_unit(&f->work);
+    claim_and_run(f);
     return true;
 }
 

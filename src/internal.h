@@ -154,6 +154,12 @@ struct fut_pool {
     char name[16];
 };
 
+/* Whether f has completed (fut_is_ready without the NULL check). */
+static inline bool fut__is_ready(const fut_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_acquire) & F_DONE;
+}
+
 /* future.c */
 /* Around user code (a unit's function): which future
  * fut_cancel_requested() answers for (NULL: none), and that this thread

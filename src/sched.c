@@ -375,18 +375,6 @@ void fut__sched_fair_turn(fut_sched_worker *self)
     }
 }
 
-bool fut__sched_take_back(fut_sched *s, fut_work *w)
-{
-    fut_sched_worker *self = fut__sched_self(s);
-    if (!self)
-        return false;
-    if (self->next == w) {
-        self->next = NULL;
-        return true;
-    }
-    return fut__sched_take_back_own(self, w);
-}
-
 /* ---- Parking and waiting ----------------------------------------------- */
 
 /* The timer count dropped to 0 (timer.c's hook). */

@@ -205,10 +205,6 @@ int fut__sched_submit_next(fut_sched *s, fut_work *w);
 int fut__sched_enter(fut_sched *s);
 void fut__sched_leave(fut_sched *s);
 
-/* On a worker of s: if w is the newest item of this worker's deque (or
- * its next slot), takes it back and returns true (the caller runs it). */
-bool fut__sched_take_back(fut_sched *s, fut_work *w);
-
 /* fut__sched_take_back's fast half, for the calling worker self and an
  * item it pushed on its deque; every 64th call first runs one item of
  * the injection queue (fairness, see sched.c). */
@@ -218,6 +214,20 @@ static inline bool fut__sched_take_back_own(fut_sched_worker *self, fut_work *w)
     if (__builtin_expect((++self->tick & 63) == 0, 0))
         fut__sched_fair_turn(self);
     return fut__deque_pop_if(&self->deque, w);
+}
+
+/* On a worker of s: if w is the newest item of this worker's deque (or
+ * its next slot), takes it back and returns true (the caller runs it). */
+static inline bool fut__sched_take_back(fut_sched *s, fut_work *w)
+{
+    fut_sched_worker *self = fut__sched_self(s);
+    if (!self)
+        return false;
+    if (self->next == w) {
+        self->next = NULL;
+        return true;
+    }
+    return fut__sched_take_back_own(self, w);
 }
 
 /* A blocked wait: lock and cv are where the waiting thread sleeps; done()

@@ -68,7 +68,7 @@ static bool valid(fut_future *const futs[], size_t n)
 static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
 {
     for (size_t i = 0; i < n; i++) {
-        if (fut_is_ready(futs[i])) {
+        if (fut__is_ready(futs[i])) {
             *index = i;
             return true;
         }
@@ -87,7 +87,7 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
         struct wait_node *node = &nodes[scanned];
         node->l.fire = wait_fire;
         node->w = w;
-        if (all && fut_is_ready(futs[scanned])) { /* no lock needed */
+        if (all && fut__is_ready(futs[scanned])) { /* no lock needed */
             node->w = NULL;
             scanned++;
         } else if (fut__listen(futs[scanned++], &node->l)) {
@@ -173,9 +173,9 @@ int fut_await(fut_future *f, void **value)
     size_t i;
     if (!f)
         return EINVAL;
-    if (!fut_is_ready(f))
+    if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
-    if (fut_is_ready(f))
+    if (fut__is_ready(f))
         return outcome(f, value);
     int rc = wait_for(&f, 1, false, NULL, &i);
     if (rc) {
