@@ -151,9 +151,10 @@ static bool inject_busy(fut_inject *q)
 
 static fut_work *inject_take(fut_sched *s)
 {
-    if (!inject_busy(&s->inject))
+    /* Busy lock: another worker is taking; look elsewhere meanwhile (the
+     * queue stays visible, so nobody parks on it). */
+    if (!inject_busy(&s->inject) || pthread_mutex_trylock(&s->inject.lock))
         return NULL;
-    pthread_mutex_lock(&s->inject.lock);
     fut_work *w = inject_pop_locked(&s->inject);
     pthread_mutex_unlock(&s->inject.lock);
     return w;
