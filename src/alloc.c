@@ -136,6 +136,19 @@ void fut__free_slow(void *p, size_t size)
 
 #endif
 
+#if FUT_CACHE_MAX == 0
+void *fut__alloc(size_t size)
+{
+    return malloc(size);
+}
+
+void fut__free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+#endif
+
 void fut__alloc_trim(void)
 {
     drain(&fut__tl_cache);

@@ -45,16 +45,11 @@ void *fut__alloc_slow(size_t size);
 void fut__free_slow(void *p, size_t size);
 
 #if FUT_CACHE_MAX == 0
-static inline void *fut__alloc(size_t size)
-{
-    return malloc(size);
-}
-
-static inline void fut__free(void *p, size_t size)
-{
-    (void)size;
-    free(p);
-}
+/* malloc and free, out of line: a caller that sees malloc's size would
+ * take a kind's shorter future for an out-of-bounds access (gcc's
+ * -Warray-bounds). */
+void *fut__alloc(size_t size);
+void fut__free(void *p, size_t size);
 #else
 /* A block of size bytes (any size; classes up to 120 bytes are cached),
  * uninitialized; NULL when out of memory. */

@@ -18,16 +18,6 @@
 #include <sched.h>
 #include <stdio.h>
 
-/* This suite does not link the library (tests/CMakeLists.txt), but at -O0
- * the compiler still emits helpers.h's closing_destroy, which calls
- * fut_pool_destroy: a weak stand-in satisfies the linker, and the
- * library's definition wins wherever it is linked. Nothing here calls it. */
-__attribute__((weak)) int fut_pool_destroy(fut_pool *pool)
-{
-    (void)pool;
-    abort();
-}
-
 /* Ten million items in every build: even under ThreadSanitizer on two
  * cores the hammer took 12 to 29 s of the 120 s a test may run. */
 #define DEQUE_ITEMS_DEFAULT  10000000
