@@ -221,7 +221,7 @@ static bool compare(const workload *w, const options *o)
             snprintf(extra, sizeof(extra), "%.1f bytes per pending future",
                      s.x);
         else if (!strcmp(w->name, "idle"))
-            snprintf(extra, sizeof(extra), "%.1f ms CPU", s.x * 1e3);
+            snprintf(extra, sizeof(extra), "%.3f ms CPU", s.x * 1e3);
         else
             snprintf(extra, sizeof(extra), "%.1f ns per task",
                      s.seconds * 1e9 / (double)tasks(w));

@@ -7,6 +7,7 @@
 
 #include <fut/fut.h>
 
+#include <dirent.h>
 #include <errno.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -14,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,12 +433,35 @@ static double fut_rss(long n, uint64_t *sum, double *bytes)
     return in_child(rss_child, n, sum, bytes);
 }
 
-static double cpu_seconds(void)
+/* CPU time, in seconds, of the pool's threads (named "bench-..."): the
+ * run times the kernel keeps in /proc/self/task/TID/schedstat, in ns. */
+static double pool_cpu_seconds(void)
 {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+    double sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], name[32] = "";
+        unsigned long long run = 0;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(name, sizeof(name), f) || strncmp(name, "bench-", 6)) {
+            fclose(f);
+            continue;
+        }
+        fclose(f);
+        snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%llu", &run) == 1)
+                sum += (double)run / 1e9;
+            fclose(f);
+        }
+    }
+    if (d)
+        closedir(d);
+    return sum;
 }
 
 static void sleep_ms(long ms)
@@ -452,10 +476,10 @@ static void sleep_ms(long ms)
 static void idle_child(long ms, struct child_result *r)
 {
     sleep_ms(100);
-    double cpu = cpu_seconds(), t0 = bench_now();
+    double cpu = pool_cpu_seconds(), t0 = bench_now();
     sleep_ms(ms);
     r->seconds = bench_now() - t0;
-    r->figure = cpu_seconds() - cpu;
+    r->figure = pool_cpu_seconds() - cpu;
     r->sum = (uint64_t)ms;
 }
 

@@ -527,11 +527,12 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
     return rc;
 }
 
+#define WAIT_LOOKS 16 /* about 16 x 64 pauses, some 10-20 us */
 static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
                        const struct timespec *deadline, bool help)
 {
     bool helping = help && self->depth < FUT_HELP_DEPTH_MAX;
-    int rc = 0;
+    int rc = 0, looked = 0;
     self->depth++;
     while (!ctx->done(ctx->arg)) {
         if (deadline && past(deadline)) {
@@ -543,8 +544,17 @@ static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
             if (self->searching)
                 stop_searching(self, true);
             w->run(w);
+            looked = 0;
             continue;
         }
+        /* Nothing to run: look again for a few microseconds (the awaited
+         * unit is often about to finish) before blocking. */
+        if (helping && looked++ < WAIT_LOOKS) {
+            for (int i = 0; i < 64; i++)
+                cpu_relax();
+            continue;
+        }
+        looked = 0;
         if ((rc = worker_block(self, ctx, deadline, helping)))
             break;
     }
