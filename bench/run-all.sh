@@ -2,8 +2,10 @@
 # One side-by-side run of every workload: fut-bench (fut, OpenMP, oneTBB,
 # GLib) and, when built, fut-bench-rust (tokio, rayon), back to back, with
 # each peer's ratio to fut, then the ratios of the pairs below (the first
-# runtime's time over the second's, same workload, same run). The output
-# is the table in BENCHMARKS.md.
+# runtime's time over the second's, same workload, same run). Each workload
+# runs in a process of its own, so that the threads a peer leaves spinning
+# (OpenMP's, oneTBB's) do not slow the next workload. The output is the
+# table in BENCHMARKS.md.
 #   bench/run-all.sh BUILD_DIR [--threads N] [--runs R]
 set -eu
 pairs="fut-join/rayon-join fut-group/openmp"
@@ -11,9 +13,18 @@ build=$1
 shift
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
-"$build/bench/fut-bench" "$@" all | tee /dev/stderr | grep '^| [a-z]' | grep -v '^| workload' >"$rows"
+for w in "spawn 200000" "fib 25" "map 20000 20000" "for 50000000" \
+         "chain 1000000" "sleep 10000 50" "rss 1000000" "idle 1000"; do
+    # shellcheck disable=SC2086 # the workload's words are its arguments
+    "$build/bench/fut-bench" "$@" $w | tee /dev/stderr |
+        grep '^| [a-z]' | grep -v '^| workload' >>"$rows"
+done
 if [ -x "$build/bench/fut-bench-rust" ]; then
-    "$build/bench/fut-bench-rust" "$@" all | tee /dev/stderr >>"$rows"
+    for w in "spawn 200000" "fib 25" "map 20000 20000" "for 50000000" \
+             "sleep 10000 50"; do
+        # shellcheck disable=SC2086
+        "$build/bench/fut-bench-rust" "$@" $w | tee /dev/stderr >>"$rows"
+    done
 else
     echo "(fut-bench-rust not built: no tokio/rayon rows)" >&2
 fi

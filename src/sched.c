@@ -411,7 +411,9 @@ void fut__sched_check_quiet(fut_sched *s)
 static bool spin(fut_sched_worker *self)
 {
     fut_sched *s = self->sched;
-    size_t cap = s->threads < s->cpus ? s->threads : s->cpus;
+    /* More workers than CPUs: one spins, the rest park at once, so that
+     * spinning never takes a CPU from a worker with work. */
+    size_t cap = s->threads <= s->cpus ? s->threads : 1;
     if (!self->searching) {
         if ((size_t)atomic_load(&s->searching) >= cap)
             return false;
@@ -549,7 +551,8 @@ static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
         }
         /* Nothing to run: look again for a few microseconds (the awaited
          * unit is often about to finish) before blocking. */
-        if (helping && looked++ < WAIT_LOOKS) {
+        if (helping && self->sched->threads <= self->sched->cpus &&
+            looked++ < WAIT_LOOKS) {
             for (int i = 0; i < 64; i++)
                 cpu_relax();
             continue;
