@@ -93,25 +93,29 @@ static inline void cpu_relax(void)
 
 /* ---- The injection queue ------------------------------------------------
  * Vyukov's intrusive multi-producer queue: a producer exchanges the tail
- * and then links the old tail to its item; consumers, one at a time under
- * inject.lock, follow the links from head. The stub keeps it never empty
- * of nodes. A producer between its exchange and its link makes the
- * queue look non-empty but yield nothing for a moment (pop returns NULL;
- * the producer's wakeup follows its link). */
+ * (seq_cst: this is what a parking worker sees, see the top) and then
+ * links the old tail to its item (release); consumers, one at a time,
+ * follow the links from head. A consumer takes the queue with an atomic
+ * flag it only ever tries (a worker that finds it taken looks elsewhere
+ * and comes back; nobody blocks on it). The stub keeps it never empty of
+ * nodes. A producer between its exchange and its link makes the queue
+ * look non-empty but yield nothing for a moment (pop returns NULL), so
+ * nobody parks on it meanwhile. */
 
 static void inject_init(fut_inject *q)
 {
     atomic_init(&q->stub.next, NULL);
     atomic_init(&q->tail, &q->stub);
     atomic_init(&q->head, &q->stub);
+    atomic_init(&q->taken, false);
 }
 
 static void inject_push(fut_inject *q, fut_work *w)
 {
     atomic_store_explicit(&w->next, NULL, memory_order_relaxed);
     fut_work *prev =
-        atomic_exchange_explicit(&q->tail, w, memory_order_acq_rel);
-    atomic_store_explicit(&prev->next, w, memory_order_seq_cst);
+        atomic_exchange_explicit(&q->tail, w, memory_order_seq_cst);
+    atomic_store_explicit(&prev->next, w, memory_order_release);
 }
 
 static void set_head(fut_inject *q, fut_work *w)
@@ -119,6 +123,7 @@ static void set_head(fut_inject *q, fut_work *w)
     atomic_store_explicit(&q->head, w, memory_order_relaxed);
 }
 
+/* The caller holds q->taken. */
 static fut_work *inject_pop_locked(fut_inject *q)
 {
     fut_work *head = atomic_load_explicit(&q->head, memory_order_relaxed);
@@ -151,12 +156,12 @@ static bool inject_busy(fut_inject *q)
 
 static fut_work *inject_take(fut_sched *s)
 {
-    /* Busy lock: another worker is taking; look elsewhere meanwhile (the
-     * queue stays visible, so nobody parks on it). */
-    if (!inject_busy(&s->inject) || pthread_mutex_trylock(&s->inject.lock))
-        return NULL;
-    fut_work *w = inject_pop_locked(&s->inject);
-    pthread_mutex_unlock(&s->inject.lock);
+    fut_inject *q = &s->inject;
+    if (!inject_busy(q) ||
+        atomic_exchange_explicit(&q->taken, true, memory_order_acquire))
+        return NULL; /* empty, or another worker is taking */
+    fut_work *w = inject_pop_locked(q);
+    atomic_store_explicit(&q->taken, false, memory_order_release);
     return w;
 }
 
@@ -667,12 +672,9 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
     s->timer_fire = timer_fire;
     s->timers_done = timers_done;
     inject_init(&s->inject);
-    int rc = pthread_mutex_init(&s->inject.lock, NULL);
+    int rc = pthread_mutex_init(&s->sleep_lock, NULL);
     if (rc)
         goto free_array;
-    rc = pthread_mutex_init(&s->sleep_lock, NULL);
-    if (rc)
-        goto destroy_inject;
     rc = pthread_cond_init(&s->quiet_cv, NULL);
     if (rc)
         goto destroy_sleep;
@@ -704,8 +706,6 @@ free_all:
     pthread_cond_destroy(&s->quiet_cv);
 destroy_sleep:
     pthread_mutex_destroy(&s->sleep_lock);
-destroy_inject:
-    pthread_mutex_destroy(&s->inject.lock);
 free_array:
     free(s->workers);
     return rc;
@@ -742,5 +742,4 @@ void fut__sched_fini(fut_sched *s)
     fut__timer_fini(s);
     pthread_cond_destroy(&s->quiet_cv);
     pthread_mutex_destroy(&s->sleep_lock);
-    pthread_mutex_destroy(&s->inject.lock);
 }

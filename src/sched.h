@@ -18,8 +18,8 @@
  *   sleep_lock   the idle and waiting lists, each worker's `woken`,
  *                `stop`, and the condition variables of workers; destroy's
  *                quiet_cv
- *   inject.lock  taking items out of the injection queue (adding is
- *                lock-free)
+ *   (the injection queue has no lock: producers exchange its tail,
+ *   and the one consumer at a time is whoever sets its `taken` flag)
  *   timer_lock   the timer heap, `timers`, `timer_stop`, timer_cv
  */
 #ifndef FUT_SCHED_H
@@ -79,9 +79,10 @@ struct fut_sched_worker {
 
 typedef struct fut_inject {
     _Alignas(64) _Atomic(fut_work *) tail; /* exchanged by producers  */
-    _Alignas(64) pthread_mutex_t lock;     /* consumers               */
-    _Atomic(fut_work *) head;              /* written under lock; read
-                                              without it as a hint    */
+    _Alignas(64) atomic_bool taken;        /* a consumer is popping: acquire
+                                              to take, release to give back */
+    _Atomic(fut_work *) head; /* written by the taker; read by others
+                                 as a hint                          */
     fut_work stub;
 } fut_inject;
 
