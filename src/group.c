@@ -27,7 +27,9 @@
  * fut_join keeps b's work item in the caller's stack frame: pushed on
  * the worker's deque, popped back and run inline when nobody stole it;
  * when stolen, the thief marks it done under the waiter's lock. With no
- * memory to grow the deque, a and b simply run one after the other.
+ * memory to grow the deque, a and b simply run one after the other. A
+ * caller that is not a worker of the pool hands the whole join to it and
+ * waits, so that joins nested in a and b take the worker's path.
  */
 #include "internal.h"
 
@@ -400,6 +402,19 @@ static int join_wait(fut_sched_worker *self, struct join_job *job)
     return job->error;
 }
 
+/* The whole join, carried to a worker for a caller that is not one. */
+struct join_call {
+    fut_pool *pool;
+    fut_join_fn fn_a, fn_b;
+    void *arg_a, *arg_b;
+};
+
+static int join_on_worker(void *arg)
+{
+    struct join_call *c = arg;
+    return fut_join(c->pool, c->fn_a, c->arg_a, c->fn_b, c->arg_b);
+}
+
 int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
              void *arg_b)
 {
@@ -421,7 +436,11 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
                      : join_wait(self, &job);
         return ea ? ea : eb;
     }
-    /* Another thread: b goes to the pool, a runs here. */
+    /* Another thread: the whole join goes to the pool, where a and b (and
+     * the joins nested in them) take the path above; the caller waits. */
+    struct join_call call = {pool, fn_a, fn_b, arg_a, arg_b};
+    job.fn = join_on_worker;
+    job.arg = &call;
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     job.lock = &lock;
@@ -433,10 +452,8 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
         job.cv = ctx.cv;
     }
     int rc = fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
-    if (!rc) {
-        int ea = fn_a(arg_a), eb = join_wait(self, &job);
-        rc = ea ? ea : eb;
-    }
+    if (!rc)
+        rc = join_wait(self, &job);
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);
     return rc;
