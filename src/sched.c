@@ -416,9 +416,13 @@ void fut__sched_check_quiet(fut_sched *s)
 static bool spin(fut_sched_worker *self)
 {
     fut_sched *s = self->sched;
-    /* More workers than CPUs: one spins, the rest park at once, so that
-     * spinning never takes a CPU from a worker with work. */
-    size_t cap = s->threads <= s->cpus ? s->threads : 1;
+    /* Fewer workers than CPUs may all spin. As many: one fewer (at
+     * least one), leaving a CPU to the thread that submits the work. More
+     * workers than CPUs: one, so that spinning never takes a CPU from a
+     * worker that has work. */
+    size_t cap = s->threads < s->cpus    ? s->threads
+                 : s->threads == s->cpus ? (s->cpus > 1 ? s->cpus - 1 : 1)
+                                         : 1;
     if (!self->searching) {
         if ((size_t)atomic_load(&s->searching) >= cap)
             return false;

@@ -209,11 +209,14 @@ int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n))
         return EINVAL;
-    size_t i;
-    /* Listening on all at once wakes this thread once, at the end; with no
-     * memory for that, wait for them one at a time. */
-    if (wait_for(futs, n, true, NULL, &i) == ENOMEM)
-        for (i = 0; i < n; i++)
+    size_t i, first = 0;
+    while (first < n && fut__is_ready(futs[first]))
+        first++; /* complete already: nothing to listen to */
+    /* Listening on the rest at once wakes this thread once, at the end;
+     * with no memory for that, wait for them one at a time. */
+    if (first < n &&
+        wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
+        for (i = first; i < n; i++)
             fut_await(futs[i], NULL);
     int error = 0;
     for (i = 0; i < n && !error; i++)
