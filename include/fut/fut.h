@@ -33,9 +33,13 @@
  *        that itself waits for the first task to go on (hand such results
  *        on with fut_then instead).
  *    On any other thread a wait blocks on a condition variable.
- *  - No waiting thread spins: idle workers look for work for at most
- *    0.2 ms (yielding the CPU between looks), then park on a condition
- *    variable; an idle pool uses no CPU.
+ *  - Threads that are not workers never spin: they block on a condition
+ *    variable. Workers look for work before they sleep: an idle worker
+ *    for at most 0.2 ms (yielding the CPU between looks; fewer of them do
+ *    when the pool has as many workers as CPUs or more), a worker in a
+ *    wait for about 20 us (not at all when the pool has more workers
+ *    than CPUs), then they sleep on a condition variable. An idle pool
+ *    uses no CPU.
  *  - Fairness: a worker takes work submitted from outside threads ahead of
  *    its own queue at least once every 64 units it starts (running or
  *    taking back its own tasks counts), so an outside spawn onto a busy
