@@ -52,7 +52,10 @@ static bool key_ok;
 
 static void on_thread_exit(void *arg)
 {
-    drain(arg);
+    fut_cache *c = arg;
+    drain(c);
+    c->registered = false; /* later frees on this thread (other */
+    c->exited = true;      /* destructors): straight to free()  */
 }
 
 static void make_key(void)
@@ -64,7 +67,7 @@ static void make_key(void)
  * holds a block. false: it cannot be, and caches nothing. */
 static bool register_cache(fut_cache *c)
 {
-    if (!c->registered) {
+    if (!c->registered && !c->exited) {
         pthread_once(&key_once, make_key);
         c->registered = key_ok && pthread_setspecific(key, c) == 0;
     }

@@ -37,6 +37,7 @@ typedef struct fut_cache {
     fut_block *head[FUT_CLASSES];
     unsigned count[FUT_CLASSES];
     bool registered; /* with the key, for its destructor */
+    bool exited;     /* the destructor ran: cache nothing any more */
 } fut_cache;
 
 extern FUT_TLS fut_cache fut__tl_cache;

@@ -122,7 +122,8 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     f->error = 0;
     f->kind = (unsigned char)kind;
     f->flags = (unsigned char)flags;
-    f->size = kind == KIND_ALL ? 0 : (unsigned short)size;
+    f->size = kind == KIND_ALL ? 0 : (unsigned char)size;
+    f->on_pending = 0;
     f->value = NULL;
     f->listeners = NULL;
     f->pool = pool;
@@ -489,7 +490,7 @@ void fut__pending_add(fut_pool *pool, fut_future *c)
     else
         pool->pending.head = c;
     pool->pending.tail = c;
-    c->flags |= FLAG_ON_PENDING;
+    c->on_pending = 1;
     pthread_mutex_unlock(&pool->pending_lock);
 }
 
@@ -503,13 +504,13 @@ static void pending_unlink(fut_pool *pool, fut_future *c)
         c->qnext->qprev = c->qprev;
     else
         pool->pending.tail = c->qprev;
-    c->flags &= (unsigned char)~FLAG_ON_PENDING;
+    c->on_pending = 0;
 }
 
 void fut__pending_remove(fut_pool *pool, fut_future *c)
 {
     pthread_mutex_lock(&pool->pending_lock);
-    if (c->flags & FLAG_ON_PENDING)
+    if (c->on_pending)
         pending_unlink(pool, c);
     pthread_mutex_unlock(&pool->pending_lock);
 }

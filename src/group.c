@@ -110,10 +110,14 @@ static void child_done(fut_group *g, int error)
     }
     if (s != 2)
         return;
+    /* Children spawned since the CAS keep the group going: their last
+     * one wakes the waiters. */
     pthread_mutex_lock(&g->lock);
-    group_waiter *w = g->waiters;
-    g->waiters = NULL;
-    atomic_fetch_sub_explicit(&g->pending, 1, memory_order_release);
+    group_waiter *w = NULL;
+    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) == 1) {
+        w = g->waiters;
+        g->waiters = NULL;
+    }
     pthread_mutex_unlock(&g->lock); /* g may be gone from here on */
     while (w) {
         group_waiter *next = w->next;
@@ -351,14 +355,20 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
     if (!pool || !fn || begin > end)
         return EINVAL;
     bool outside = !fut__sched_self(&pool->sched);
-    if (outside ? fut__sched_enter(&pool->sched) != 0
-                : fut__sched_refuses(&pool->sched, SUBMIT_NEW))
-        return ESHUTDOWN;
-    int rc = begin == end
-                 ? 0
-                 : run_range(pool, begin, end, grain ? grain : 1, fn, arg);
-    if (outside)
+    if (!outside)
+        return fut__sched_refuses(&pool->sched, SUBMIT_NEW)
+                   ? ESHUTDOWN
+                   : run_range(pool, begin, end, grain ? grain : 1, fn, arg);
+    /* The reference keeps the pool's memory until after leave: once the
+     * last chunk is done, destroy may finish while this thread leaves. */
+    fut__pool_retain(pool);
+    int rc = fut__sched_enter(&pool->sched);
+    if (!rc) {
+        if (begin != end)
+            rc = run_range(pool, begin, end, grain ? grain : 1, fn, arg);
         fut__sched_leave(&pool->sched);
+    }
+    fut__pool_release(pool);
     return rc;
 }
 
@@ -451,7 +461,9 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
         job.lock = ctx.lock;
         job.cv = ctx.cv;
     }
+    fut__pool_retain(pool); /* the submit's leave may outlive destroy */
     int rc = fut__sched_submit(&pool->sched, &job.work, SUBMIT_NEW);
+    fut__pool_release(pool);
     if (!rc)
         rc = join_wait(self, &job);
     pthread_cond_destroy(&cv);

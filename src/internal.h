@@ -68,28 +68,31 @@ enum fut_kind {
 };
 
 enum fut_flag {
-    FLAG_ORPHAN = 1,     /* THEN made after its pool closed: gives ESHUTDOWN
-                            instead of running                            */
-    FLAG_LISTED = 2,     /* THEN whose input may never complete by itself (a
-                            promise, fut_all, a timeout): kept on the pool's
-                            pending list while it waits                   */
-    FLAG_ON_PENDING = 4, /* on that list now: pending_lock           */
-    FLAG_TRACED = 8,     /* SLEEP/TIMEOUT: `armed` is kept, for traces  */
+    FLAG_ORPHAN = 1, /* THEN made after its pool closed: gives ESHUTDOWN
+                        instead of running                            */
+    FLAG_LISTED = 2, /* THEN whose input may never complete by itself (a
+                        promise, fut_all, a timeout): kept on the pool's
+                        pending list while it waits                   */
+    FLAG_TRACED = 4, /* SLEEP/TIMEOUT: `armed` is kept, for traces     */
 };
 
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
  * task 80, a timeout 96, a continuation 112 (alloc.c's classes). */
 struct fut_future {
-    atomic_ullong state;     /* see above                               */
-    int error;               /* written once before DONE               */
-    unsigned char kind;      /* enum fut_kind, set at creation         */
-    unsigned char flags;     /* enum fut_flag                          */
-    unsigned short size;     /* bytes allocated, for fut__free; 0 for a
-                                fut_all, which keeps its size itself   */
-    void *value;             /* written once before DONE               */
-    fut_listener *listeners; /* pending: the stripe lock; after DONE:
-                                the completer's                         */
-    fut_pool *pool;          /* holds a pool reference; NULL: no pool   */
+    atomic_ullong state;      /* see above                               */
+    int error;                /* written once before DONE               */
+    unsigned char kind;       /* enum fut_kind, set at creation         */
+    unsigned char flags;      /* enum fut_flag, set at creation        */
+    unsigned char on_pending; /* on its pool's pending list: pending_lock
+                                 (a byte of its own: flags are read
+                                 without the lock)                      */
+    unsigned char size;       /* bytes allocated (at most 120), for
+                                 fut__free; 0 for a fut_all, which keeps
+                                 its size itself                         */
+    void *value;              /* written once before DONE               */
+    fut_listener *listeners;  /* pending: the stripe lock; after DONE:
+                                 the completer's                         */
+    fut_pool *pool;           /* holds a pool reference; NULL: no pool   */
     union {
         fut_work work;   /* TASK, THEN: its unit in the scheduler       */
         fut_timer timer; /* SLEEP, TIMEOUT                             */

@@ -10,14 +10,15 @@
  * on a pool of one thread (fairness).
  *
  * Waking. A submitter wakes a parked worker only when none is already
- * searching; a woken worker counts as searching until it finds work, and
- * the last searcher to find work wakes the next parked worker if more is
- * queued, so a burst of work brings workers in one at a time. Workers
- * spin (searching) for a few tens of microseconds before parking, and at
- * most half of the pool's share of the CPUs spin at once.
+ * searching; a woken worker, or one that left park() because it saw
+ * work, counts as searching until it finds work, and the last searcher to
+ * find work wakes the next parked worker if more is queued, so a burst of
+ * work brings workers in one at a time. Workers spin (searching) for up
+ * to SPIN_NS before parking: all of them when the pool has fewer workers
+ * than CPUs, one fewer when as many, one when more.
  *
  * No lost wakeup. An outside submitter publishes its item with a seq_cst
- * store and then reads idle_count and searching (seq_cst); a parking
+ * exchange and then reads idle_count and searching (seq_cst); a parking
  * worker raises idle_count (seq_cst, under sleep_lock) and then looks at
  * every queue. In any order one sees the other. A worker's push to its own
  * deque has no store-load fence (it would cost a locked instruction per
@@ -27,16 +28,21 @@
  * by the parker, or comes after that barrier, and then the pusher's load
  * of idle_count sees the parker (the asymmetric fence of liburcu and
  * folly). Where membarrier is missing, pushes use a seq_cst store of
- * bottom instead (fut__push_seq_cst). Before a worker blocks in a wait of our
- * own, it also hands its queued items to a parked worker under
- * sleep_lock.
+ * bottom instead (fut__push_seq_cst). Before a worker blocks in a wait,
+ * it hands the queued work it will not run (its own, or others' it
+ * declined because a worker is idle) to a parked worker under sleep_lock.
+ * One race is left on purpose: a worker's own push against the last
+ * searcher's pass-on check; it costs parallelism only, since the pusher
+ * runs or hands off its item itself.
  *
  * Waits on a worker run other queued work while they wait (help), own
  * items first; they take injected or stolen work only while no worker is
  * idle or searching, so new work goes to idle workers first. Helping
  * nests at most FUT_HELP_DEPTH_MAX deep; deeper waits block, so a queue
- * of waiting tasks cannot overflow the stack. A blocked helping waiter is
- * on the `waiting` list and is woken for work when no worker is idle.
+ * of waiting tasks cannot overflow the stack (on a pool of one thread,
+ * where nobody else could run it, a deeper wait still runs the worker's
+ * own queued work). A blocked helping waiter is on the `waiting` list and
+ * is woken for work when no worker is idle.
  *
  * Shutdown. Outside submitters count themselves in outside_busy (seq_cst)
  * and then read closing/closed; drain stores closing, then reads
@@ -466,6 +472,9 @@ static bool park(fut_sched_worker *self)
     if (self->woken) { /* the waker counted us as searching */
         self->woken = false;
         self->searching = true;
+    } else if (!s->stop) { /* saw work: search, so that finding it passes
+                              the wakeup on (stop_searching) */
+        start_searching(self);
     }
     bool stop = s->stop;
     pthread_mutex_unlock(&s->sleep_lock);
@@ -514,7 +523,11 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
         stop_searching(self, false);
     if (helping)
         heavy_fence(); /* then look at the deques, as park() does */
-    if (fut__deque_size(&self->deque) && atomic_load(&s->searching) == 0)
+    /* Queued work this waiter will not run now, its own or (declined
+     * because a worker is idle) others': make sure a worker comes for it. */
+    if (atomic_load(&s->searching) == 0 &&
+        (fut__deque_size(&self->deque) ||
+         (helping && atomic_load(&s->idle_count) > 0 && work_visible(s))))
         wake_locked(s, true);
     while (!ctx->done(ctx->arg) && !self->woken &&
            !(helping && may_take_foreign(self) && work_visible(s))) {
@@ -539,10 +552,25 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
 }
 
 #define WAIT_LOOKS 16 /* about 16 x 64 pauses, some 10-20 us */
+/* The worker's own next item or newest queued one. */
+static fut_work *take_own(fut_sched_worker *self)
+{
+    fut_work *w = self->next;
+    if (w) {
+        self->next = NULL;
+        return w;
+    }
+    return fut__deque_pop(&self->deque);
+}
+
 static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
                        const struct timespec *deadline, bool help)
 {
     bool helping = help && self->depth < FUT_HELP_DEPTH_MAX;
+    /* Beyond the bound, a worker with no other worker to hand its own
+     * queued work to still runs that (the awaited item may be behind
+     * it), and nothing else. */
+    bool own_only = help && !helping && self->sched->threads == 1;
     int rc = 0, looked = 0;
     self->depth++;
     while (!ctx->done(ctx->arg)) {
@@ -550,7 +578,9 @@ static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
             rc = ETIMEDOUT; /* stop helping once the time is up */
             break;
         }
-        fut_work *w = helping ? find_work(self, true) : NULL;
+        fut_work *w = helping    ? find_work(self, true)
+                      : own_only ? take_own(self)
+                                 : NULL;
         if (w) {
             if (self->searching)
                 stop_searching(self, true);
@@ -601,14 +631,21 @@ static void *worker_main(void *arg)
 {
     fut_sched_worker *self = arg;
     fut__tl_self = self;
+    unsigned misses = 0; /* looks that saw work but could not take it */
     for (;;) {
         fut_work *w = find_work(self, false);
         if (w) {
             if (self->searching)
                 stop_searching(self, true);
+            misses = 0;
             w->run(w);
             continue;
         }
+        /* Work that is visible but not takeable yet (a producer between
+         * its exchange and its link, a taker preempted): give the CPU up
+         * rather than loop through spin and park at full speed. */
+        if (misses++ > 2)
+            sched_yield();
         if (spin(self))
             continue;
         if (!park(self))
