@@ -188,6 +188,10 @@ void fut__timer_fired(fut_timer *t);
 /* pool_mem.c */
 void fut__pool_retain(fut_pool *pool);
 void fut__pool_release(fut_pool *pool);
+/* A future's reference on its pool, on a thread that is not one of its
+ * workers: from that thread's budget (see pool_mem.c). */
+void fut__pool_ref_take_outside(fut_pool *pool);
+void fut__pool_ref_drop_outside(fut_pool *pool);
 
 /* The calling worker's share of pool, or NULL on other threads. */
 static inline fut_local *fut__local(fut_pool *pool)
@@ -224,7 +228,7 @@ static inline void fut__pool_ref_take(fut_pool *pool)
 {
     fut_local *l = fut__local(pool);
     if (!l) {
-        fut__pool_retain(pool);
+        fut__pool_ref_take_outside(pool);
         return;
     }
     if (l->ref_budget == 0) {
@@ -239,7 +243,7 @@ static inline void fut__pool_ref_drop(fut_pool *pool)
 {
     fut_local *l = fut__local(pool);
     if (!l) {
-        fut__pool_release(pool);
+        fut__pool_ref_drop_outside(pool);
         return;
     }
     if (++l->ref_budget > 2 * FUT_REF_BATCH) { /* more than it will use */

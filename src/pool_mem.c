@@ -2,12 +2,24 @@
  * The pool's memory: reference counted, because a future keeps its pool
  * alive (it may still ask, after destroy, whether the pool accepts work).
  * The count is the handle, one per future made outside the pool's
- * workers, and the workers' budgets (see pool.c and fut__pool_ref_take).
- * The last reference frees what create made and the scheduler's locks.
+ * workers, and the budgets of references that threads hold (see pool.c
+ * and fut__pool_ref_take). The last reference frees what create made and
+ * the scheduler's locks.
+ *
+ * A thread that is not one of the pool's workers keeps a budget too, for
+ * one pool at a time: OUT_BATCH references taken at once, handed to the
+ * futures it makes and taken back from those it frees, so that making
+ * and freeing a future costs it no locked instruction on the pool's count.
+ * The budget goes back when the thread turns to another pool and when it
+ * exits (a key destructor); until then, the last pool it used keeps its
+ * memory (not its threads) after fut_pool_destroy. Builds that cache no
+ * memory (ASan, fault injection) keep no budget either.
  */
 #include "internal.h"
 
 #include <stdlib.h>
+
+#define OUT_BATCH 256
 
 void fut__pool_retain(fut_pool *pool)
 {
@@ -33,3 +45,92 @@ void fut__pool_release(fut_pool *pool)
         pool_free(pool);
     }
 }
+
+#if FUT_CACHE_MAX
+static void release_n(fut_pool *pool, size_t n)
+{
+    FUT_HAPPENS_BEFORE(&pool->refs);
+    if (atomic_fetch_sub_explicit(&pool->refs, n, memory_order_acq_rel) == n) {
+        FUT_HAPPENS_AFTER(&pool->refs);
+        pool_free(pool);
+    }
+}
+
+typedef struct outside_refs {
+    fut_pool *pool; /* whose references; stale (never used) when n == 0 */
+    size_t n;
+    bool registered, exited; /* with the key; its destructor ran */
+} outside_refs;
+
+static FUT_TLS outside_refs tl_refs;
+static pthread_key_t refs_key;
+static pthread_once_t refs_once = PTHREAD_ONCE_INIT;
+static bool refs_key_ok;
+
+static void give_back(outside_refs *t)
+{
+    size_t n = t->n;
+    t->n = 0;
+    if (n)
+        release_n(t->pool, n);
+}
+
+static void on_thread_exit(void *arg)
+{
+    outside_refs *t = arg;
+    give_back(t);
+    t->registered = false;
+    t->exited = true;
+}
+
+static void make_key(void)
+{
+    refs_key_ok = pthread_key_create(&refs_key, on_thread_exit) == 0;
+}
+
+static bool usable(outside_refs *t)
+{
+    if (!t->registered && !t->exited) {
+        pthread_once(&refs_once, make_key);
+        t->registered = refs_key_ok && pthread_setspecific(refs_key, t) == 0;
+    }
+    return t->registered;
+}
+
+void fut__pool_ref_take_outside(fut_pool *pool)
+{
+    outside_refs *t = &tl_refs;
+    if (t->n && t->pool == pool) {
+        t->n--;
+        return;
+    }
+    if (!usable(t)) {
+        fut__pool_retain(pool);
+        return;
+    }
+    give_back(t); /* another pool's (or none) */
+    atomic_fetch_add_explicit(&pool->refs, OUT_BATCH, memory_order_relaxed);
+    t->pool = pool;
+    t->n = OUT_BATCH - 1;
+}
+
+void fut__pool_ref_drop_outside(fut_pool *pool)
+{
+    outside_refs *t = &tl_refs;
+    if (t->n && t->pool == pool && t->n < 2 * OUT_BATCH) {
+        t->n++;
+        return;
+    }
+    fut__pool_release(pool);
+}
+#else
+void fut__pool_ref_take_outside(fut_pool *pool)
+{
+    fut__pool_retain(pool);
+}
+
+void fut__pool_ref_drop_outside(fut_pool *pool)
+{
+    fut__pool_release(pool);
+}
+#endif
