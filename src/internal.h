@@ -192,6 +192,8 @@ void fut__pool_release(fut_pool *pool);
  * workers: from that thread's budget (see pool_mem.c). */
 void fut__pool_ref_take_outside(fut_pool *pool);
 void fut__pool_ref_drop_outside(fut_pool *pool);
+/* Gives the calling thread's budget for pool back (destroy). */
+void fut__pool_ref_flush_outside(fut_pool *pool);
 
 /* The calling worker's share of pool, or NULL on other threads. */
 static inline fut_local *fut__local(fut_pool *pool)

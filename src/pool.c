@@ -104,6 +104,7 @@ int fut_pool_destroy(fut_pool *pool)
     for (size_t i = 0; i < pool->sched.threads; i++)
         budgets += pool->local[i].ref_budget;
     atomic_fetch_sub_explicit(&pool->refs, budgets, memory_order_relaxed);
+    fut__pool_ref_flush_outside(pool); /* the caller's own budget */
     fut__pool_release(pool);
     return 0;
 }

@@ -10,10 +10,10 @@
  * one pool at a time: OUT_BATCH references taken at once, handed to the
  * futures it makes and taken back from those it frees, so that making
  * and freeing a future costs it no locked instruction on the pool's count.
- * The budget goes back when the thread turns to another pool and when it
- * exits (a key destructor); until then, the last pool it used keeps its
- * memory (not its threads) after fut_pool_destroy. Builds that cache no
- * memory (ASan, fault injection) keep no budget either.
+ * The budget goes back when the thread turns to another pool, when it
+ * destroys that pool, and when it exits (a key destructor); until then, a
+ * pool that another thread destroyed keeps its memory (not its threads).
+ * Builds that cache no memory (ASan, fault injection) keep no budget.
  */
 #include "internal.h"
 
@@ -123,7 +123,18 @@ void fut__pool_ref_drop_outside(fut_pool *pool)
     }
     fut__pool_release(pool);
 }
+
+void fut__pool_ref_flush_outside(fut_pool *pool)
+{
+    if (tl_refs.n && tl_refs.pool == pool)
+        give_back(&tl_refs);
+}
 #else
+void fut__pool_ref_flush_outside(fut_pool *pool)
+{
+    (void)pool;
+}
+
 void fut__pool_ref_take_outside(fut_pool *pool)
 {
     fut__pool_retain(pool);

@@ -143,6 +143,10 @@ FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
  * stays valid for the functions that add work, which fail with
  * ESHUTDOWN; so a thread racing destroy with a spawn is safe as long as
  * it keeps one such future.
+ * The pool's memory is freed once no future made on it is left; a thread
+ * other than the caller that made futures on it may keep that memory (a
+ * few hundred bytes per worker, no thread) until it uses another pool or
+ * exits.
  * Returns 0; EINVAL (pool NULL); EDEADLK (called from one of the pool's
  * own workers, which would wait for itself; nothing is done).
  */
