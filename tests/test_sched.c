@@ -220,8 +220,7 @@ START_TEST(join_fib)
         struct fib in = {pool, 22, 0}, out_a = {pool, 20, 0},
                    out_b = {pool, 19, 0};
         fut_future *f = fut_spawn(pool, fib_join_task, &in);
-        ck_assert_int_eq(fut_join(pool, fib_join, &out_a, fib_join, &out_b),
-                         0);
+        ck_assert_int_eq(fut_join(pool, fib_join, &out_a, fib_join, &out_b), 0);
         ck_assert_int_eq(fut_await(f, NULL), 0);
         ck_assert_int_eq(in.result, fib_serial(22));
         ck_assert_int_eq(out_a.result + out_b.result, fib_serial(21));
@@ -364,6 +363,47 @@ START_TEST(late_events_after_destroy)
 }
 END_TEST
 
+/* A thread that made futures on a pool keeps a budget of the pool's
+ * references; the pool is destroyed by another thread, and the budget's
+ * last reference goes when the first thread turns to another pool. */
+struct budget_thread {
+    fut_pool *first, *second;
+    gate destroyed;
+};
+
+static void *use_two_pools(void *arg)
+{
+    struct budget_thread *b = arg;
+    for (int i = 0; i < 10; i++) {
+        fut_future *f = fut_spawn(b->first, task_value, (void *)1);
+        ck_assert_int_eq(fut_await(f, NULL), 0);
+        fut_release(f);
+    }
+    void *v;
+    task_gate(&b->destroyed, &v); /* until main has destroyed `first` */
+    fut_future *f = fut_spawn(b->second, task_value, (void *)2);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)2);
+    fut_release(f);
+    return NULL;
+}
+
+START_TEST(reference_budget_outlives_destroy)
+{
+    struct budget_thread b;
+    b.first = pool_new(2);
+    b.second = pool_new(1);
+    gate_init(&b.destroyed);
+    pthread_t t;
+    pthread_create(&t, NULL, use_two_pools, &b);
+    gate_wait_arrived(&b.destroyed, 1);
+    ck_assert_int_eq(fut_pool_destroy(b.first), 0);
+    gate_open(&b.destroyed);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(fut_pool_destroy(b.second), 0);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -371,7 +411,8 @@ static Suite *sched_suite(void)
     FUT_TCASE(s, "waits", waits_do_not_overflow_the_stack,
               new_work_goes_to_idle_workers_first,
               outside_spawn_starts_within_a_bound);
-    FUT_TCASE(s, "after", late_events_after_destroy);
+    FUT_TCASE(s, "after", late_events_after_destroy,
+              reference_budget_outlives_destroy);
     FUT_TCASE(s, "join", join_fib, join_errors, join_refused_while_closing,
               join_stolen_branch_runs_elsewhere);
     return s;
