@@ -102,11 +102,33 @@ START_TEST(unwritable_trace_is_skipped)
 }
 END_TEST
 
+/* A pool name with a quote, a backslash and a tab is escaped in the
+ * lanes' names, so the file stays valid JSON. (Before, it was written as
+ * it was and broke the file.) */
+START_TEST(names_are_escaped)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fut_pool *pool;
+    fut_pool_config cfg = {
+        .threads = 1, .name = "a\"b\\c\td", .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    run_traced(pool);
+    char *json = read_file(path);
+    ck_assert_ptr_nonnull(strstr(json, "\"name\":\"a\\\"b\\\\c\\u0009d-0\""));
+    ck_assert_ptr_null(strstr(json, "a\"b"));
+    ck_assert_ptr_null(strstr(json, "\t"));
+    unlink(path);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
     FUT_TCASE(s, "trace", trace_from_config, trace_from_environment,
-              unwritable_trace_is_skipped);
+              unwritable_trace_is_skipped, names_are_escaped);
     return s;
 }
 
