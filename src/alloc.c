@@ -46,10 +46,6 @@ static pthread_mutex_t central_lock = PTHREAD_MUTEX_INITIALIZER;
 static fut_block *central[FUT_CLASSES];      /* batches: central_lock */
 static atomic_uint central_len[FUT_CLASSES]; /* written under the lock;
                                                 read without it as a hint */
-static pthread_key_t key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static bool key_ok;
-
 static void on_thread_exit(void *arg)
 {
     fut_cache *c = arg;
@@ -58,19 +54,12 @@ static void on_thread_exit(void *arg)
     c->exited = true;      /* destructors): straight to free()  */
 }
 
-static void make_key(void)
-{
-    key_ok = pthread_key_create(&key, on_thread_exit) == 0;
-}
-
-/* A thread's cache is registered for the destructor before it first
- * holds a block. false: it cannot be, and caches nothing. */
+/* A thread's cache is registered for its exit before it first holds a
+ * block. false: it cannot be, and caches nothing. */
 static bool register_cache(fut_cache *c)
 {
-    if (!c->registered && !c->exited) {
-        pthread_once(&key_once, make_key);
-        c->registered = key_ok && pthread_setspecific(key, c) == 0;
-    }
+    if (!c->registered && !c->exited)
+        c->registered = fut__at_thread_exit(on_thread_exit, c);
     return c->registered;
 }
 

@@ -1,6 +1,7 @@
 /*
  * What every module shares: the clock, condition variables on it, thread
- * names, the CPU count. Calls nothing else of fut.
+ * names, the CPU count, work to do when a thread exits. Calls nothing
+ * else of fut.
  */
 #define _GNU_SOURCE
 #include "base.h"
@@ -49,4 +50,41 @@ size_t fut__cpu_count(void)
         return (size_t)CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
+}
+
+/* ---- Work at thread exit ------------------------------------------------ */
+
+#define EXIT_HOOKS 4
+
+static FUT_TLS struct {
+    void (*fn[EXIT_HOOKS])(void *);
+    void *arg[EXIT_HOOKS];
+    int n;
+} tl_hooks;
+static pthread_key_t hooks_key;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static bool hooks_ok;
+
+static void run_hooks(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < tl_hooks.n; i++)
+        tl_hooks.fn[i](tl_hooks.arg[i]);
+    tl_hooks.n = 0;
+}
+
+static void make_hooks_key(void)
+{
+    hooks_ok = pthread_key_create(&hooks_key, run_hooks) == 0;
+}
+
+bool fut__at_thread_exit(void (*fn)(void *), void *arg)
+{
+    pthread_once(&hooks_once, make_hooks_key);
+    if (!hooks_ok || tl_hooks.n == EXIT_HOOKS ||
+        (tl_hooks.n == 0 && pthread_setspecific(hooks_key, &tl_hooks) != 0))
+        return false;
+    tl_hooks.fn[tl_hooks.n] = fn;
+    tl_hooks.arg[tl_hooks.n++] = arg;
+    return true;
 }

@@ -74,5 +74,8 @@ int fut__cond_init_monotonic(pthread_cond_t *cv);
 void fut__thread_name(char out[16], const char *name, const char *suffix);
 /* The CPUs this process may run on. */
 size_t fut__cpu_count(void);
+/* Runs fn(arg) when the calling thread exits (a pthread key destructor;
+ * a few per thread). false: it cannot be arranged. */
+bool fut__at_thread_exit(void (*fn)(void *), void *arg);
 
 #endif /* FUT_BASE_H */

@@ -63,10 +63,6 @@ typedef struct outside_refs {
 } outside_refs;
 
 static FUT_TLS outside_refs tl_refs;
-static pthread_key_t refs_key;
-static pthread_once_t refs_once = PTHREAD_ONCE_INIT;
-static bool refs_key_ok;
-
 static void give_back(outside_refs *t)
 {
     size_t n = t->n;
@@ -83,17 +79,10 @@ static void on_thread_exit(void *arg)
     t->exited = true;
 }
 
-static void make_key(void)
-{
-    refs_key_ok = pthread_key_create(&refs_key, on_thread_exit) == 0;
-}
-
 static bool usable(outside_refs *t)
 {
-    if (!t->registered && !t->exited) {
-        pthread_once(&refs_once, make_key);
-        t->registered = refs_key_ok && pthread_setspecific(refs_key, t) == 0;
-    }
+    if (!t->registered && !t->exited)
+        t->registered = fut__at_thread_exit(on_thread_exit, t);
     return t->registered;
 }
 
