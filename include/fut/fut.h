@@ -15,11 +15,12 @@
  *    inside tasks and continuations. No library lock is held while a task,
  *    a continuation or any other user code runs.
  *  - Waiting: a wait called on a pool worker first runs, right there, the
- *    awaited task if this worker queued it and nobody has taken it yet
- *    (so nested fork-join completes on a pool of one thread); then, while
- *    it waits, it runs other queued work of that worker's pool. A unit run
- *    that way sits on top of the waiting task, which resumes when that
- *    unit returns. Rules that bound this:
+ *    awaited task if it is the newest unit this worker queued and nobody
+ *    has taken it yet (so nested fork-join that awaits its newest child
+ *    first completes on a pool of one thread); then, while it waits, it
+ *    runs other queued work of that worker's pool. A unit run that way
+ *    sits on top of the waiting task, which resumes when that unit
+ *    returns. Rules that bound this:
  *      - New work goes to idle workers first: a waiting worker takes work
  *        queued by others only while no worker is idle or already on its
  *        way to that work; its own queued work it runs at any time.
@@ -27,8 +28,11 @@
  *        nested waits (FUT_HELP_DEPTH_MAX in the sources); a wait deeper
  *        than that blocks on a condition variable, after handing this
  *        worker's queued work to a parked worker, so any number of tasks
- *        waiting at once cannot overflow a stack. Taking back the awaited
- *        task itself is not bounded: its depth is the program's recursion.
+ *        waiting at once cannot overflow a stack. On a pool of one
+ *        thread, where no other worker could, such a wait still runs this
+ *        worker's own queued units (not outside work). Taking back the
+ *        awaited task itself is not bounded: its depth is the program's
+ *        recursion.
  *      - A task that waits must still not rely on work queued after it
  *        that itself waits for the first task to go on (hand such results
  *        on with fut_then instead).
@@ -41,9 +45,10 @@
  *    than CPUs), then they sleep on a condition variable. An idle pool
  *    uses no CPU.
  *  - Fairness: a worker takes work submitted from outside threads ahead of
- *    its own queue at least once every 64 units it starts (running or
- *    taking back its own tasks counts), so an outside spawn onto a busy
- *    pool starts within 64 units of some worker, even on one thread.
+ *    its own queue once every 64 times it looks for a unit or takes one
+ *    back (unless another worker is taking from that queue right then),
+ *    so an outside spawn onto a busy pool starts within 64 units of some
+ *    worker, even on one thread.
  */
 #ifndef FUT_FUT_H
 #define FUT_FUT_H
