@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #undef malloc
 #undef calloc

@@ -1,6 +1,8 @@
 /*
- * fut_strerror: a fixed, thread-safe message for each code fut returns,
- * and the C library's description for any other errno value.
+ * fut_strerror: a fixed, thread-safe message for each code fut itself
+ * returns, and the C library's description for any other errno value
+ * (EPIPE included: rejecting a promise with it is an idiom, not a code of
+ * fut's, and a task's own EPIPE means what it always means).
  */
 #define _GNU_SOURCE
 #include <fut/fut.h>
@@ -17,7 +19,6 @@ const char *fut_strerror(int error)
     case EAGAIN: return "cannot start another thread";
     case ECANCELED: return "cancelled";
     case ETIMEDOUT: return "timed out";
-    case EPIPE: return "broken promise: it will never be kept";
     case ESHUTDOWN: return "pool is shutting down";
     case EBUSY: return "task is running";
     case EALREADY: return "already completed";

@@ -426,6 +426,8 @@ START_TEST(strerror_names_codes)
         ck_assert_int_gt((int)strlen(fut_strerror(codes[i])), 0);
     }
     ck_assert_str_eq(fut_strerror(ECANCELED), "cancelled");
+    /* not one of fut's own codes: the C library's words, unchanged */
+    ck_assert_str_eq(fut_strerror(EPIPE), strerror(EPIPE));
     ck_assert_str_eq(fut_strerror(123456), "unknown error");
 }
 END_TEST
