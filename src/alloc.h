@@ -11,10 +11,10 @@
 
 #include <stdlib.h>
 
+/* No caching under ASan (it sees every use after free) nor with fault
+ * injection (every allocation is counted). */
 #if defined(__SANITIZE_ADDRESS__) || defined(FUT_FAULT_INJECTION)
-#define FUT_CACHE_MAX                                                          \
-    0 /* ASan sees every use after free; every                                 \
-         allocation is counted */
+#define FUT_CACHE_MAX 0
 #else
 #define FUT_CACHE_MAX 512
 #endif
