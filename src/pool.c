@@ -43,12 +43,34 @@ static void *zalloc_aligned(size_t n, size_t size)
     return p;
 }
 
+/* The pool size when the config leaves it 0: $FUT_THREADS when set (a
+ * decimal 1..MAX_THREADS, else EINVAL), else the CPUs. 0 or EINVAL. */
+static int default_threads(size_t *threads)
+{
+    const char *env = secure_getenv("FUT_THREADS");
+    if (!env || !*env) {
+        *threads = fut__cpu_count();
+        return 0;
+    }
+    size_t n = 0;
+    for (const char *c = env; *c; c++) {
+        if (*c < '0' || *c > '9' || n > MAX_THREADS)
+            return EINVAL;
+        n = n * 10 + (size_t)(*c - '0');
+    }
+    if (n == 0 || n > MAX_THREADS)
+        return EINVAL;
+    *threads = n;
+    return 0;
+}
+
 int fut_pool_create(fut_pool **out, const fut_pool_config *config)
 {
     if (!out)
         return EINVAL;
-    size_t threads =
-        config && config->threads ? config->threads : fut__cpu_count();
+    size_t threads = config ? config->threads : 0;
+    if (threads == 0 && default_threads(&threads))
+        return EINVAL;
     if (threads > MAX_THREADS)
         return EINVAL;
     const char *name = config && config->name ? config->name : "fut";

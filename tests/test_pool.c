@@ -18,6 +18,38 @@ START_TEST(create_defaults)
 }
 END_TEST
 
+/* FUT_THREADS decides the size when the config leaves it 0; an explicit
+ * size wins; a malformed value is EINVAL (each test runs in its own
+ * process, so the environment is its own). */
+START_TEST(size_from_environment)
+{
+    fut_pool *pool = NULL;
+    setenv("FUT_THREADS", "3", 1);
+    ck_assert_int_eq(fut_pool_create(&pool, NULL), 0);
+    ck_assert_uint_eq(fut_pool_threads(pool), 3);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    fut_pool_config two = {.threads = 2};
+    ck_assert_int_eq(fut_pool_create(&pool, &two), 0);
+    ck_assert_uint_eq(fut_pool_threads(pool), 2);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    const char *bad[] = {
+        "0", "abc", "4097", "-1", "2x", " 2", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("FUT_THREADS", bad[i], 1);
+        pool = NULL;
+        ck_assert_int_eq(fut_pool_create(&pool, NULL), EINVAL);
+        ck_assert_ptr_null(pool);
+    }
+    setenv("FUT_THREADS", "", 1); /* empty: as if unset */
+    ck_assert_int_eq(fut_pool_create(&pool, NULL), 0);
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    ck_assert_uint_eq(fut_pool_threads(pool), (size_t)CPU_COUNT(&set));
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    unsetenv("FUT_THREADS");
+}
+END_TEST
+
 START_TEST(create_bad_arguments)
 {
     fut_pool *pool = NULL;
@@ -248,6 +280,7 @@ static Suite *pool_suite(void)
     FUT_TCASE(s, "workers", workers_are_named, worker_index);
     FUT_TCASE(s, "stats", stats_add_up, stats_count_queued);
     FUT_TCASE(s, "names", names_set_before_create_returns);
+    FUT_TCASE(s, "size", size_from_environment);
     return s;
 }
 

@@ -101,7 +101,8 @@ typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
  * Perfetto or chrome://tracing); a file that cannot be written is skipped.
  * Tracing off costs one predictable branch per unit. */
 typedef struct fut_pool_config {
-    size_t threads;         /* 0: the CPUs this process may run on       */
+    size_t threads;         /* 0: $FUT_THREADS, else the CPUs this
+                               process may run on (fut_pool_create)      */
     const char *name;       /* worker thread name prefix; NULL: "fut"    */
     const char *trace_path; /* Chrome trace JSON written at destroy;
                                NULL: taken from $FUT_TRACE, else none    */
@@ -126,10 +127,16 @@ typedef struct fut_pool_stats {
 
 /**
  * Starts a pool and stores it in *pool. A NULL config means all defaults.
+ * The pool size: config->threads when nonzero; else the environment
+ * variable FUT_THREADS when it is set and not empty (a decimal number
+ * from 1 to 4096, else EINVAL), so that a program's pool size can be
+ * tried from outside (`FUT_THREADS=4 ./app`); else one worker per CPU in
+ * the process's affinity mask.
  * Worker threads are named "<name>-<index>" and the timer thread
  * "<name>-timer", all before this returns; the name is cut, at a UTF-8
  * character boundary, so that each fits the 15 bytes a thread name has.
- * Returns 0; EINVAL (pool NULL, threads over 4096); ENOMEM; EAGAIN (the
+ * Returns 0; EINVAL (pool NULL, threads over 4096, a malformed
+ * FUT_THREADS when it decides); ENOMEM; EAGAIN (the
  * system could not start a thread; threads started so far are joined).
  * Does not block beyond thread creation.
  */
