@@ -1,17 +1,22 @@
 /*
  * fut-bench: fut's workloads side by side with the peers it was built with,
  * medians of several runs, checksums compared, ratios printed; and a sweep
- * of pool sizes for one workload, with a table, CSV and a gnuplot plot.
+ * of pool sizes for one workload, or for a command of the user's run with
+ * FUT_THREADS set, with a table, a recommended size, CSV and a gnuplot plot.
  * `fut-bench --help` lists it all.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "bench.h"
 
 #include <fut/fut.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +52,7 @@ typedef struct options {
     int runs;
     const char *only; /* comma-separated peer names, or NULL: all */
     const char *csv, *plot;
+    const char *exec; /* sweep: a command to time instead of a workload */
 } options;
 
 static bool wanted(const options *o, const char *name)
@@ -248,6 +254,8 @@ static void table_head(const options *o)
 
 /* ---- sweep --------------------------------------------------------------- */
 
+enum { MAX_SIZES = 64, MAX_THREADS = 4096 };
+
 static void plot(const char *path, const char *csv, const char *title,
                  size_t base)
 {
@@ -260,65 +268,175 @@ static void plot(const char *path, const char *csv, const char *title,
     FILE *gp = popen("gnuplot", "w");
     if (!gp)
         return;
-    fprintf(
-        gp,
-        "set terminal %s size 800,480\n"
-        "set output '%s'\n"
-        "set datafile separator ','\n"
-        "set title 'fut: %s'\n"
-        "set xlabel 'threads'\n"
-        "set ylabel 'speed-up over %zu threads'\n"
-        "set y2label 'median ms'\n"
-        "set y2tics\n"
-        "set key left top\n"
-        "set grid\n"
-        "plot '%s' using 1:3 skip 1 with linespoints title 'speed-up', "
-        "'' using 1:($1/%zu) skip 1 with lines dashtype 2 title 'ideal', "
-        "'' using 1:2 skip 1 axes x1y2 with linespoints title 'median ms'\n",
-        png ? "pngcairo" : "svg", path, title, base, csv, base);
+    fprintf(gp,
+            "set terminal %s size 800,480\n"
+            "set output '%s'\n"
+            "set datafile separator ','\n"
+            "set termoption noenhanced\n"
+            "set xlabel 'threads'\n"
+            "set ylabel 'speed-up over %zu threads'\n"
+            "set y2label 'median ms'\n"
+            "set y2tics\n"
+            "set key left top\n"
+            "set grid\n"
+            "set title 'fut: ",
+            png ? "pngcairo" : "svg", path, base);
+    for (const char *c = title; *c; c++) {
+        if (*c == '\'') /* '' is a quote in gnuplot */
+            fputc('\'', gp);
+        fputc(*c, gp);
+    }
+    fprintf(gp,
+            "'\n"
+            "plot '%s' using 1:3 skip 1 with linespoints title 'speed-up', "
+            "'' using 1:($1/%zu) skip 1 with lines dashtype 2 title 'ideal', "
+            "'' using 1:2 skip 1 axes x1y2 with linespoints title 'median "
+            "ms'\n",
+            csv, base);
     if (pclose(gp) == 0)
         printf("plot: %s\n", path);
 }
 
-/* fut alone on one workload at each pool size of list[0..n-1], against the
- * first. */
+/* The command once, by /bin/sh -c, with FUT_THREADS=threads and its stdout
+ * discarded: its wall-clock seconds, or -1 (said on stderr) when it could not
+ * be started or did not exit with status 0. */
+static double exec_once(const char *cmd, size_t threads)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%zu", threads);
+    if (setenv("FUT_THREADS", n, 1) != 0)
+        return -1;
+    double t0 = bench_now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+        fprintf(stderr, "fut-bench: %s: %s\n", cmd, strerror(errno));
+        return -1;
+    }
+    double t = bench_now() - t0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return t;
+    if (WIFEXITED(st))
+        fprintf(stderr, "fut-bench: FUT_THREADS=%s %s: exit status %d\n", n,
+                cmd, WEXITSTATUS(st));
+    else
+        fprintf(stderr, "fut-bench: FUT_THREADS=%s %s: killed by signal %d\n",
+                n, cmd, WTERMSIG(st));
+    return -1;
+}
+
+/* One warm-up, then `runs` timed runs of the command; the median time. */
+static int measure_exec(const char *cmd, size_t threads, int runs, sample *out)
+{
+    double t[runs];
+    for (int r = -1; r < runs; r++) {
+        double s = exec_once(cmd, threads);
+        if (s < 0)
+            return -1;
+        if (r >= 0)
+            t[r] = s;
+    }
+    *out = (sample){.seconds = median(t, runs), .checksum_ok = true};
+    return 0;
+}
+
+static int cpu_count(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+}
+
+/* The smallest size whose median is within 5% of the best, and why. */
+static void recommend(const size_t *list, const double *secs, int n)
+{
+    int best = 0, rec = -1;
+    bool fewer = false, more = false;
+    for (int i = 1; i < n; i++)
+        if (secs[i] < secs[best])
+            best = i;
+    for (int i = 0; i < n; i++)
+        if (secs[i] <= 1.05 * secs[best] && (rec < 0 || list[i] < list[rec]))
+            rec = i;
+    for (int i = 0; i < n; i++) {
+        fewer |= list[i] < list[rec];
+        more |= list[i] > list[rec];
+    }
+    printf("\nrecommended pool size: %zu thread%s: ", list[rec],
+           list[rec] == 1 ? "" : "s");
+    if (rec != best)
+        printf("within 5%% of the best (%zu threads, %.1f ms); more threads "
+               "gain less than 5%%\n",
+               list[best], secs[best] * 1e3);
+    else
+        printf("the best median (%.1f ms)%s%s\n", secs[best] * 1e3,
+               fewer ? "; fewer threads are more than 5% slower" : "",
+               more ? "; more threads are no faster" : "");
+}
+
+/* fut alone on one workload (or the command of --exec) at each pool size of
+ * list[0..n-1], against the first. */
 static int sweep(const workload *w, const size_t *list, int n, const options *o)
 {
-    char title[64];
-    describe(w, title, sizeof(title));
+    char buf[64];
+    const char *title = o->exec;
+    if (!title) {
+        describe(w, buf, sizeof(buf));
+        title = buf;
+    }
+    /* efficiency: not for timers, which take no CPU */
+    bool eff_col = o->exec || strcmp(w->name, "sleep");
     const char *csv = o->csv ? o->csv : "sweep.csv";
     FILE *out = fopen(csv, "w");
     if (!out) {
         fprintf(stderr, "fut-bench: %s: %s\n", csv, strerror(errno));
         return 2;
     }
-    fprintf(out, "threads,median_ms,speedup,efficiency\n");
-    printf("sweep of %s, median of %d runs; speed-up = time at %zu threads "
-           "(the first row) / time, efficiency = speed-up / (threads / %zu)"
-           "\n\n"
-           "| threads | median ms | speed-up | efficiency |\n"
-           "| --- | --- | --- | --- |\n",
-           title, o->runs, list[0], list[0]);
-    double base = 0;
+    fprintf(out, "threads,median_ms,speedup%s\n", eff_col ? ",efficiency" : "");
+    printf("sweep of %s, median of %d runs after a warm-up; %d CPUs this "
+           "process may use (sched_getaffinity)\n"
+           "speed-up = time at %zu threads (the first row) / time",
+           title, o->runs, cpu_count(), list[0]);
+    if (eff_col)
+        printf(", efficiency = speed-up / (threads / %zu)", list[0]);
+    printf("\n\n| threads | median ms | speed-up |%s\n"
+           "| --- | --- | --- |%s\n",
+           eff_col ? " efficiency |" : "", eff_col ? " --- |" : "");
+    double secs[MAX_SIZES];
     bool ok = true;
     for (int i = 0; i < n; i++) {
         size_t t = list[i];
         sample s;
-        if (measure(&bench_fut, w, t, o->runs, &s) != 0) {
+        if (o->exec && measure_exec(o->exec, t, o->runs, &s) != 0) {
+            fclose(out);
+            return 1;
+        }
+        if (!o->exec && measure(&bench_fut, w, t, o->runs, &s) != 0) {
             fprintf(stderr, "fut-bench: no pool of %zu threads\n", t);
             fclose(out);
             return 2;
         }
         ok &= s.checksum_ok;
-        if (i == 0)
-            base = s.seconds;
-        double up = base / s.seconds, eff = up * (double)list[0] / (double)t;
-        printf("| %zu | %.3f | %.2f | %.0f%% |%s\n", t, s.seconds * 1e3, up,
-               100 * eff, s.checksum_ok ? "" : " **checksum**");
-        fprintf(out, "%zu,%.4f,%.4f,%.4f\n", t, s.seconds * 1e3, up, eff);
+        secs[i] = s.seconds;
+        double up = secs[0] / s.seconds, eff = up * (double)list[0] / (double)t;
+        printf("| %zu | %.3f | %.2f |", t, s.seconds * 1e3, up);
+        fprintf(out, "%zu,%.4f,%.4f", t, s.seconds * 1e3, up);
+        if (eff_col) {
+            printf(" %.0f%% |", 100 * eff);
+            fprintf(out, ",%.4f", eff);
+        }
+        printf("%s\n", s.checksum_ok ? "" : " **checksum**");
+        fprintf(out, "\n");
         fflush(stdout);
     }
     fclose(out);
+    recommend(list, secs, n);
     printf("\nCSV: %s\n", csv);
     if (o->plot)
         plot(o->plot, csv, title, list[0]);
@@ -331,6 +449,8 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: fut-bench [options] WORKLOAD\n"
                 "       fut-bench [options] sweep WORKLOAD --threads LIST\n"
+                "       fut-bench [options] sweep --exec 'CMD ARGS' --threads "
+                "LIST\n"
                 "       fut-bench [options] all\n"
                 "workloads:\n"
                 "  spawn N      N empty tasks, then joined (fut: from outside; "
@@ -365,7 +485,20 @@ static void usage(FILE *to)
     fprintf(to,
             ")\n"
             "  --csv FILE   sweep: where the CSV goes (sweep.csv)\n"
-            "  --plot FILE  sweep: draw FILE (.svg or .png) with gnuplot\n");
+            "  --plot FILE  sweep: draw FILE (.svg or .png) with gnuplot\n"
+            "  --exec CMD   sweep: time CMD instead of a workload, run by "
+            "/bin/sh -c (its\n"
+            "               stdout discarded) with FUT_THREADS set to each "
+            "size; a nonzero\n"
+            "               exit status stops the sweep with status 1\n"
+            "sweep prints the CPUs you may use, a row per size (median of "
+            "the runs after a\n"
+            "warm-up; speed-up against the first size; efficiency, but not "
+            "for sleep), and\n"
+            "recommends the smallest size whose median is within 5%% of the "
+            "best.\n"
+            "Exit status: 0, 1 on a checksum mismatch or a failed command, 2 "
+            "on bad usage or setup failure.\n");
 }
 
 static const workload defaults[] = {
@@ -391,8 +524,6 @@ static int parse_workload(int argc, char **argv, int i, workload *w)
     }
     return -1;
 }
-
-enum { MAX_SIZES = 64, MAX_THREADS = 4096 };
 
 /* --threads: counts N, ranges A..K, or a comma list of them, each count
  * from 1 to MAX_THREADS. Stores them in list; returns how many, 0 when s
@@ -453,6 +584,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--plot") && next) {
             o.plot = next;
             i += 2;
+        } else if (!strcmp(a, "--exec") && next) {
+            o.exec = next;
+            i += 2;
         } else if (!strcmp(a, "sweep")) {
             do_sweep = true;
             i++;
@@ -467,7 +601,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (o.runs < 1 || (!have_workload && !do_all) || (do_sweep && do_all)) {
+    if (o.runs < 1 || (!have_workload && !do_all && !o.exec) ||
+        (do_sweep && do_all) || (o.exec && (!do_sweep || have_workload))) {
         usage(stderr);
         return 2;
     }
