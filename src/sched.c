@@ -156,8 +156,10 @@ static fut_work *inject_pop_locked(fut_inject *q)
  * producer under way (seq_cst, for the wake handshake). */
 static bool inject_busy(fut_inject *q)
 {
-    return atomic_load(&q->tail) != &q->stub ||
-           atomic_load(&q->head) != &q->stub;
+    /* head first: the consumers' own line; the tail, which every push
+     * exchanges, only when the queue looked drained */
+    return atomic_load(&q->head) != &q->stub ||
+           atomic_load(&q->tail) != &q->stub;
 }
 
 static fut_work *inject_take(fut_sched *s)
