@@ -83,7 +83,8 @@ typedef struct fut_inject {
                                               to take, release to give back */
     _Atomic(fut_work *) head; /* written by the taker; read by others
                                  as a hint                          */
-    fut_work stub;
+    _Alignas(64) fut_work stub; /* linked to by producers: a line of its
+                                   own, away from the consumers'     */
 } fut_inject;
 
 struct fut_sched {
