@@ -787,6 +787,10 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
 {
     if (n && !futs)
         return &s_einval;
+    /* A count too large to track fails before any entry is read. */
+    size_t per = sizeof(fut_future *) + sizeof(struct all_node);
+    if (n > (SIZE_MAX / 2 - sizeof(struct all_state)) / per)
+        return &s_enomem;
     fut_pool *pool = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!futs[i])
@@ -796,9 +800,6 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
     }
     if (n == 0)
         return &s_empty;
-    size_t per = sizeof(fut_future *) + sizeof(struct all_node);
-    if (n > (SIZE_MAX / 2 - sizeof(struct all_state)) / per)
-        return &s_enomem;
     size_t bytes = sizeof(struct all_state) + n * per;
     fut_future *all = future_new(pool, KIND_ALL, 0, bytes, 2); /* + task */
     if (!all)

@@ -228,7 +228,8 @@ FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
  * Borrows futs[0..n-1] and returns a future that completes once all of them
  * have, with error 0 or the error of the lowest-index failed input, and a
  * NULL value. n == 0 gives a completed future. Errors carried: EINVAL (futs
- * NULL with n > 0, or a NULL entry), ENOMEM. The future belongs to the
+ * NULL with n > 0, or a NULL entry), ENOMEM (no memory, or n too large to
+ * keep track of: checked before any entry is read). The future belongs to the
  * first input's pool that has one. Never blocks.
  */
 FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
