@@ -10,17 +10,23 @@
  *    succeeded ran exactly once;
  *  - once the pool is idle, spawned == completed + cancelled, queued == 0.
  *
- *   fut-soak [OPS [SEED [THREADS]]]   (defaults: 20000 1 2)
- * Prints the figures; exits 0 when every invariant held.
+ *   fut-soak [OPS [SEED [THREADS]]]   (defaults: 20000 1 2; --help)
+ * Prints the figures; exits 0 when every invariant held, 1 when one did
+ * not, 2 on a bad argument, 3 when destroy hung (a watchdog).
  */
 #include <fut/fut.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { ACTORS = 3, HELD = 48, MAILBOX = 64, TASK_FAILS = 17 };
 
@@ -296,11 +302,67 @@ static int settle_task(void *arg, void **value)
     return 0;
 }
 
+/* argv[i] as a whole decimal number in [lo, hi], else a usage error. */
+static unsigned long number(int argc, char **argv, int i, unsigned long dflt,
+                            unsigned long lo, unsigned long hi)
+{
+    if (argc <= i)
+        return dflt;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(argv[i], &end, 10);
+    if (errno || end == argv[i] || *end || argv[i][0] == '-' || n < lo ||
+        n > hi) {
+        fprintf(stderr, "fut-soak: bad argument '%s' (want %lu..%lu)\n",
+                argv[i], lo, hi);
+        exit(2);
+    }
+    return n;
+}
+
+/* Destroy must return: past WATCHDOG_S seconds it has hung, and the soak
+ * says so instead of hanging its caller. */
+enum { WATCHDOG_S = 120 };
+static pthread_mutex_t dog_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dog_cv = PTHREAD_COND_INITIALIZER;
+static bool destroyed;
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WATCHDOG_S;
+    pthread_mutex_lock(&dog_lock);
+    while (!destroyed)
+        if (pthread_cond_timedwait(&dog_cv, &dog_lock, &until) == ETIMEDOUT &&
+            !destroyed) {
+            fprintf(stderr, "soak: fut_pool_destroy hung for %d s\n",
+                    WATCHDOG_S);
+            _exit(3);
+        }
+    pthread_mutex_unlock(&dog_lock);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    long ops = argc > 1 ? atol(argv[1]) : 20000;
-    unsigned long seed = argc > 2 ? strtoul(argv[2], NULL, 10) : 1;
-    fut_pool_config cfg = {.threads = argc > 3 ? strtoul(argv[3], NULL, 10) : 2,
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: fut-soak [OPS [SEED [THREADS]]]  (defaults: 20000 1 2)\n"
+               "A seeded random mix of every operation from %d outside "
+               "threads and the tasks; exits 0 when every invariant held, 1 "
+               "when one did not, 2 on a bad argument, 3 when destroy "
+               "hung.\n",
+               ACTORS);
+        return 0;
+    }
+    if (argc > 4) {
+        fprintf(stderr, "fut-soak: too many arguments (see --help)\n");
+        return 2;
+    }
+    long ops = (long)number(argc, argv, 1, 20000, 1, 1000000000);
+    unsigned long seed = number(argc, argv, 2, 1, 0, ULONG_MAX);
+    fut_pool_config cfg = {.threads = number(argc, argv, 3, 2, 1, 4096),
                            .name = "soak"};
     max_ids = 4 * ops + 1000;
     runs = calloc((size_t)max_ids, sizeof(*runs));
@@ -339,7 +401,14 @@ int main(int argc, char **argv)
     long twice = 0;
     for (long id = 0; id < atomic_load(&next_id); id++)
         twice += atomic_load(&runs[id]) > 1;
+    pthread_t dog;
+    pthread_create(&dog, NULL, watchdog, NULL);
     fut_pool_destroy(pool);
+    pthread_mutex_lock(&dog_lock);
+    destroyed = true;
+    pthread_cond_signal(&dog_cv);
+    pthread_mutex_unlock(&dog_lock);
+    pthread_join(dog, NULL);
     free(runs);
 
     long total = 0;
