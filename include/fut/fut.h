@@ -395,14 +395,14 @@ typedef int (*fut_join_fn)(void *arg);
  *    nesting bound of waits, see fut_await). Nested fut_join therefore
  *    completes on a pool of one thread.
  *  - On any other thread (an outside thread, or a worker of another
- *    pool), the whole join is queued on pool as one unit of work: a
- *    worker runs it as above (so joins nested in fn_a and fn_b take the
- *    worker's path), while the caller blocks on a condition variable (a
+ *    pool), the whole join is queued on pool (not as a unit counted in
+ *    its stats): a worker runs it as above (so joins nested in fn_a and fn_b
+ * take the worker's path), while the caller blocks on a condition variable (a
  *    worker of another pool runs its own pool's work meanwhile) until
  *    both have returned.
  * fn_a and fn_b are not futures: they cannot be cancelled and are not
- * units in the pool's stats (a join or a b taken by another worker counts
- * in `stolen`). Inside fn_a, and inside fn_b when it runs on the thread
+ * units in the pool's stats (a b that another worker took counts in
+ * `stolen`). Inside fn_a, and inside fn_b when it runs on the thread
  * that called fut_join, fut_cancel_requested() answers for the task that
  * called fut_join; run anywhere else, it is false.
  * Returns EINVAL (pool, fn_a or fn_b NULL; nothing runs) and ESHUTDOWN
