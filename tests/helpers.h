@@ -13,9 +13,26 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define TEST_TIMEOUT 120 /* seconds per test; sanitizers slow code 10x */
+
+/* Checks made on a thread other than the test's own (a worker running a
+ * task, a thread the test started). Check's assertions may run only on
+ * the test's thread: under CK_FORK=no (scripts/valgrind.sh) a failing one
+ * would unwind another thread's stack. A failure here prints the check
+ * and aborts the test's process, which fails the test in either mode. */
+#define thread_check(cond)                                                     \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed on another thread: %s\n",     \
+                    __FILE__, __LINE__, #cond);                                \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+#define thread_check_eq(a, b) thread_check((a) == (b))
+#define thread_check_ne(a, b) thread_check((a) != (b))
 
 /* A task returning arg as its value. */
 static inline int task_value(void *arg, void **value)

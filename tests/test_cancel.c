@@ -41,7 +41,7 @@ struct polite {
 static int task_polite(void *arg, void **value)
 {
     struct polite *p = arg;
-    ck_assert(!fut_cancel_requested());
+    thread_check(!fut_cancel_requested());
     task_gate(&p->g, value);
     /* The gate opens after fut_cancel returned EBUSY. */
     atomic_store(&p->saw, fut_cancel_requested());

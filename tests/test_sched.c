@@ -376,14 +376,14 @@ static void *use_two_pools(void *arg)
     struct budget_thread *b = arg;
     for (int i = 0; i < 10; i++) {
         fut_future *f = fut_spawn(b->first, task_value, (void *)1);
-        ck_assert_int_eq(fut_await(f, NULL), 0);
+        thread_check_eq(fut_await(f, NULL), 0);
         fut_release(f);
     }
     void *v;
     task_gate(&b->destroyed, &v); /* until main has destroyed `first` */
     fut_future *f = fut_spawn(b->second, task_value, (void *)2);
-    ck_assert_int_eq(fut_await(f, &v), 0);
-    ck_assert_ptr_eq(v, (void *)2);
+    thread_check_eq(fut_await(f, &v), 0);
+    thread_check_eq(v, (void *)2);
     fut_release(f);
     return NULL;
 }

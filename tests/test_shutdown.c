@@ -44,7 +44,7 @@ static int tree_task(void *arg, void **value)
             struct tree *child = malloc(sizeof(*child));
             *child = (struct tree){t->pool, t->leaves, t->depth - 1};
             fut_future *f = fut_spawn(t->pool, tree_task, child);
-            ck_assert_int_ne(fut_await_for(f, 0, NULL), ESHUTDOWN);
+            thread_check_ne(fut_await_for(f, 0, NULL), ESHUTDOWN);
             fut_release(f);
         }
     }
@@ -148,8 +148,8 @@ static void *race_spawner(void *p)
             fut_release(r->anchor);
             return NULL;
         }
-        ck_assert_int_eq(rc, 0);
-        ck_assert_ptr_eq(v, (void *)2);
+        thread_check_eq(rc, 0);
+        thread_check_eq(v, (void *)2);
         r->ok++;
     }
 }

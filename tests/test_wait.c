@@ -399,14 +399,14 @@ static void *wait_mix(void *pool)
 {
     for (int i = 0; i < 1000; i++) {
         fut_group *g;
-        ck_assert_int_eq(fut_group_create(pool, &g), 0);
+        thread_check_eq(fut_group_create(pool, &g), 0);
         for (int j = 0; j < 4; j++)
             fut_group_spawn(g, add_arg, (void *)1);
         fut_group_destroy(g);
-        ck_assert_int_eq(fut_parallel_for(pool, 0, 64, 8, add_range, NULL), 0);
+        thread_check_eq(fut_parallel_for(pool, 0, 64, 8, add_range, NULL), 0);
         if (i % 10 == 0) {
             fut_future *f = fut_spawn(pool, sleeper_waits, pool);
-            ck_assert_int_eq(fut_await(f, NULL), 0);
+            thread_check_eq(fut_await(f, NULL), 0);
             fut_release(f);
         }
     }
