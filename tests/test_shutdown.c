@@ -256,6 +256,116 @@ START_TEST(destroy_waits_for_outside_parallel_for)
 }
 END_TEST
 
+/* After destroy, with a future of the pool still held (which keeps its
+ * memory): a promise can be made and kept, a group made (its spawns
+ * refused), and fut_parallel_for refused even for an empty range. */
+static int inner_nop(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    (void)lo;
+    (void)hi;
+    return 0;
+}
+
+START_TEST(handle_after_destroy)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *held = fut_spawn(pool, task_value, (void *)1);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    fut_promise *p;
+    fut_future *f;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+    fut_future *c = fut_then(fut_retain(f), then_add, (void *)1);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)5), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)5);
+    ck_assert_int_eq(fut_await(c, NULL), ESHUTDOWN); /* it would have run */
+    fut_group *g;
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    ck_assert_int_eq(fut_group_spawn(g, task_value, NULL), ESHUTDOWN);
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    fut_group_destroy(g);
+    ck_assert_int_eq(fut_parallel_for(pool, 3, 3, 1, inner_nop, NULL),
+                     ESHUTDOWN);
+    fut_release(c);
+    fut_release(f);
+    fut_release(held);
+}
+END_TEST
+
+/* fut_all of futures from two pools belongs to the first input's pool; a
+ * continuation on it is cancelled when that pool is destroyed first. */
+START_TEST(all_across_pools_cancelled_with_its_pool)
+{
+    fut_pool *a = pool_new(1), *b = pool_new(1);
+    fut_promise *p;
+    fut_future *pb;
+    ck_assert_int_eq(fut_promise_create(b, &p, &pb), 0);
+    fut_future *fa = fut_spawn(a, task_value, (void *)1);
+    fut_future *in[] = {fa, pb};
+    fut_future *c = fut_then(fut_all(in, 2), then_add, (void *)1);
+    ck_assert_int_eq(fut_pool_destroy(a), 0);
+    ck_assert_int_eq(fut_await(c, NULL), ECANCELED);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)2), 0);
+    ck_assert_int_eq(fut_await(pb, NULL), 0);
+    ck_assert_int_eq(fut_pool_destroy(b), 0);
+    fut_release(c);
+    fut_release(fa);
+    fut_release(pb);
+}
+END_TEST
+
+/* A cancel and a promise's resolve race: the first decides, the loser
+ * gets EALREADY, and the outcome is the winner's. */
+struct race {
+    fut_future *f;
+    fut_promise *p;
+    atomic_int go;
+    int resolve_rc;
+};
+
+static void *resolver(void *arg)
+{
+    struct race *r = arg;
+    while (!atomic_load(&r->go))
+        ;
+    r->resolve_rc = fut_promise_resolve(r->p, (void *)9);
+    return NULL;
+}
+
+START_TEST(cancel_races_resolve)
+{
+    fut_pool *pool = pool_new(1);
+    int cancels = 0, resolves = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct race r = {.go = 0};
+        ck_assert_int_eq(fut_promise_create(pool, &r.p, &r.f), 0);
+        pthread_t t;
+        pthread_create(&t, NULL, resolver, &r);
+        atomic_store(&r.go, 1);
+        int cancel_rc = fut_cancel(r.f);
+        pthread_join(t, NULL);
+        void *v;
+        int outcome = fut_await(r.f, &v);
+        if (cancel_rc == 0) {
+            ck_assert_int_eq(r.resolve_rc, EALREADY);
+            ck_assert_int_eq(outcome, ECANCELED);
+            cancels++;
+        } else {
+            ck_assert_int_eq(cancel_rc, EALREADY);
+            ck_assert_int_eq(r.resolve_rc, 0);
+            ck_assert_int_eq(outcome, 0);
+            ck_assert_ptr_eq(v, (void *)9);
+            resolves++;
+        }
+        fut_release(r.f);
+    }
+    ck_assert_int_eq(cancels + resolves, 2000);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
@@ -263,6 +373,8 @@ static Suite *shutdown_suite(void)
               destroy_while_tasks_spawn_children,
               outside_threads_refused_while_closing, destroy_races_spawns,
               destroy_waits_for_outside_parallel_for);
+    FUT_TCASE(s, "silent points", handle_after_destroy,
+              all_across_pools_cancelled_with_its_pool, cancel_races_resolve);
     return s;
 }
 

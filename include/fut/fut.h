@@ -229,8 +229,11 @@ FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
  * have, with error 0 or the error of the lowest-index failed input, and a
  * NULL value. n == 0 gives a completed future. Errors carried: EINVAL (futs
  * NULL with n > 0, or a NULL entry), ENOMEM (no memory, or n too large to
- * keep track of: checked before any entry is read). The future belongs to the
- * first input's pool that has one. Never blocks.
+ * keep track of: checked before any entry is read). The future belongs to
+ * the first input's pool that has one, even when other inputs belong to
+ * other pools: a continuation attached to it runs on that pool, and if
+ * that pool is destroyed before the fut_all completes, the continuation
+ * fails with ECANCELED (as on a promise nobody kept). Never blocks.
  */
 FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
 
@@ -290,6 +293,10 @@ FUT_API void fut_release(fut_future *f);
  * inputs alone). EBUSY while the task runs:
  * it can poll fut_cancel_requested() and its return value stays f's
  * outcome. EALREADY when f had already completed. EINVAL for NULL.
+ * A cancel and a completion (a promise kept, a task finishing) racing for
+ * the same future: whichever comes first decides the outcome, and the
+ * other gets EALREADY (fut_cancel here, fut_promise_resolve/_reject
+ * there; the promise is freed either way).
  * Borrows f. Never blocks.
  */
 FUT_API int fut_cancel(fut_future *f);
@@ -303,8 +310,13 @@ FUT_API bool fut_cancel_requested(void);
 /**
  * Makes a promise and its future, both bound to pool (which may be
  * destroyed before the promise is kept). The caller owns the promise and
- * one reference to the future. Returns 0; EINVAL (a NULL argument);
- * ENOMEM. Outputs are untouched on error. Never blocks.
+ * one reference to the future. A promise is not work: this succeeds while
+ * the pool is being destroyed, and after fut_pool_destroy has returned as
+ * long as the caller still holds a future made on the pool (which keeps
+ * its memory); the promise can then still be kept, and continuations
+ * attached from outside threads fail with ESHUTDOWN where they would have
+ * to run. Returns 0; EINVAL (a NULL argument); ENOMEM. Outputs are
+ * untouched on error. Never blocks.
  */
 FUT_API int fut_promise_create(fut_pool *pool, fut_promise **promise,
                                fut_future **future);
@@ -334,8 +346,11 @@ FUT_API const char *fut_version(void);
 /* ---- Structured scopes and loops --------------------------------------- */
 
 /**
- * Makes a group whose children run on pool and stores it in *group.
- * Returns 0; EINVAL (a NULL argument); ENOMEM. Never blocks.
+ * Makes a group whose children run on pool and stores it in *group. Like
+ * fut_promise_create, this succeeds while the pool is being destroyed and
+ * after (while the caller holds a future made on it); spawning into the
+ * group is what is refused then (ESHUTDOWN). Returns 0; EINVAL (a NULL
+ * argument); ENOMEM. Never blocks.
  */
 FUT_API int fut_group_create(fut_pool *pool, fut_group **group);
 
@@ -371,11 +386,11 @@ FUT_API void fut_group_destroy(fut_group *group);
  * once all are done. Once a chunk fails, chunks not yet started are
  * skipped; returns the error of the first chunk to fail, or 0. EINVAL (pool
  * or fn NULL, or begin > end); ENOMEM; ESHUTDOWN (the pool is being
- * destroyed and the caller is not one of its workers). An empty range
- * returns 0 at once. Blocks until done; on a worker it runs queued work
- * while it waits. Every chunk, the ones the caller runs included, is work
- * the pool accepted: fut_pool_destroy waits for all of them.
- * fut_cancel_requested() is false inside the body.
+ * destroyed and the caller is not one of its workers; an empty range
+ * too). Otherwise an empty range returns 0 at once. Blocks until done; on a
+ * worker it runs queued work while it waits. Every chunk, the ones the caller
+ * runs included, is work the pool accepted: fut_pool_destroy waits for all of
+ * them. fut_cancel_requested() is false inside the body.
  */
 FUT_API int fut_parallel_for(fut_pool *pool, size_t begin, size_t end,
                              size_t grain, fut_range_fn fn, void *arg);
