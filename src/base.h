@@ -1,6 +1,14 @@
 /*
  * What every module of fut shares, the scheduler's included: the test
  * builds' fault injection, the valgrind annotations, and the clock.
+ *
+ * pthread return values, the rule for every module: calls that can fail
+ * for reasons outside the program (pthread_create, the _init functions,
+ * pthread_key_create, membarrier) are checked, and their error is
+ * returned or a fallback taken. Lock, unlock, wait, signal, broadcast
+ * and join on objects this library made, with default attributes, from
+ * the thread that may make them, have no failure POSIX allows there; they
+ * are not checked.
  */
 #ifndef FUT_BASE_H
 #define FUT_BASE_H
