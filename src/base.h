@@ -41,31 +41,41 @@
 #endif
 
 #ifdef FUT_FAULT_INJECTION
-/* Test builds only (fault.c, tests/test_faults.c): every allocation and
- * every thread, mutex and condition variable the library makes is
- * counted, and the call fut__fault_at(n) names fails as the system would.
- * The system headers come first, so the macros rename only our calls. */
+/* Test builds only (fault.c, tests/test_faults.c): every allocation, free
+ * and thread, mutex and condition variable the library makes is counted
+ * by call site (file and line), and the site fut__fault_arm names fails
+ * its next call as the system would. The system headers come first, so
+ * the macros rename only our calls. */
 #include <stdlib.h>
 #include <string.h>
-void fut__fault_at(long n);  /* the nth counted call from now fails; 0: off */
-long fut__fault_calls(void); /* calls counted since the last fut__fault_at */
-void *fut__fault_malloc(size_t size);
-void *fut__fault_calloc(size_t n, size_t size);
-void *fut__fault_realloc(void *p, size_t size);
-void *fut__fault_aligned_alloc(size_t align, size_t size);
-char *fut__fault_strdup(const char *s);
+#define FUT_FAULT_SITE const char *file, int line
+void fut__fault_arm(int site); /* that site's next call fails; -1: off */
+bool fut__fault_fired(void);   /* the armed call has failed           */
+int fut__fault_sites(void);    /* call sites seen so far              */
+const char *fut__fault_site(int site, int *line);
+long fut__fault_live(void); /* allocations not freed yet           */
+void *fut__fault_malloc(size_t size, FUT_FAULT_SITE);
+void *fut__fault_calloc(size_t n, size_t size, FUT_FAULT_SITE);
+void *fut__fault_realloc(void *p, size_t size, FUT_FAULT_SITE);
+void *fut__fault_aligned_alloc(size_t align, size_t size, FUT_FAULT_SITE);
+char *fut__fault_strdup(const char *s, FUT_FAULT_SITE);
+void fut__fault_free(void *p);
 int fut__fault_thread(pthread_t *t, const pthread_attr_t *a,
-                      void *(*fn)(void *), void *arg);
-int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a);
-int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a);
-#define malloc(s)                  fut__fault_malloc(s)
-#define calloc(n, s)               fut__fault_calloc(n, s)
-#define realloc(p, s)              fut__fault_realloc(p, s)
-#define aligned_alloc(a, s)        fut__fault_aligned_alloc(a, s)
-#define strdup(s)                  fut__fault_strdup(s)
-#define pthread_create(t, a, f, x) fut__fault_thread(t, a, f, x)
-#define pthread_mutex_init(m, a)   fut__fault_mutex(m, a)
-#define pthread_cond_init(c, a)    fut__fault_cond(c, a)
+                      void *(*fn)(void *), void *arg, FUT_FAULT_SITE);
+int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a,
+                     FUT_FAULT_SITE);
+int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a,
+                    FUT_FAULT_SITE);
+#define FUT_HERE                   __FILE__, __LINE__
+#define malloc(s)                  fut__fault_malloc(s, FUT_HERE)
+#define calloc(n, s)               fut__fault_calloc(n, s, FUT_HERE)
+#define realloc(p, s)              fut__fault_realloc(p, s, FUT_HERE)
+#define aligned_alloc(a, s)        fut__fault_aligned_alloc(a, s, FUT_HERE)
+#define strdup(s)                  fut__fault_strdup(s, FUT_HERE)
+#define free(p)                    fut__fault_free(p)
+#define pthread_create(t, a, f, x) fut__fault_thread(t, a, f, x, FUT_HERE)
+#define pthread_mutex_init(m, a)   fut__fault_mutex(m, a, FUT_HERE)
+#define pthread_cond_init(c, a)    fut__fault_cond(c, a, FUT_HERE)
 #endif
 
 /* Thread-local variables of the library. initial-exec: one load off the

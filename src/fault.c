@@ -1,8 +1,11 @@
 /*
- * Fault injection, for test builds only (FUT_FAULT_INJECTION): the
- * library's allocations and its thread, mutex and condition variable
- * creation are counted, and the one fut__fault_at names fails with what
- * the system would return (NULL, EAGAIN, ENOMEM). See internal.h.
+ * Fault injection, for test builds only (FUT_FAULT_INJECTION): every
+ * allocation, free, and thread, mutex and condition variable creation
+ * the library makes goes through here (base.h's macros), counted by its
+ * call site (file and line). fut__fault_arm(site) makes that site's next
+ * call fail with what the system would return (NULL, EAGAIN, ENOMEM), so
+ * a test can fail every site at least once; the live allocation count
+ * shows a leak in any build.
  */
 #include "internal.h"
 
@@ -10,72 +13,149 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef FUT_FAULT_INJECTION
 #undef malloc
 #undef calloc
 #undef realloc
 #undef aligned_alloc
 #undef strdup
+#undef free
 #undef pthread_create
 #undef pthread_mutex_init
 #undef pthread_cond_init
 
-static atomic_long target; /* the call that fails; 0: none */
-static atomic_long calls;  /* counted since target was set */
+enum { MAX_SITES = 256 };
+static struct {
+    const char *file;
+    int line;
+} sites[MAX_SITES];
+static atomic_int nsites;
+static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int armed = -1;
+static atomic_bool fired;
+static atomic_long live;
 
-void fut__fault_at(long n)
+/* The index of a call site, added on first sight. */
+static int site_of(const char *file, int line)
 {
-    atomic_store(&calls, 0);
-    atomic_store(&target, n);
+    int n = atomic_load(&nsites);
+    for (int i = 0; i < n; i++)
+        if (sites[i].line == line && !strcmp(sites[i].file, file))
+            return i;
+    pthread_mutex_lock(&sites_lock);
+    n = atomic_load(&nsites);
+    int i = 0;
+    while (i < n && !(sites[i].line == line && !strcmp(sites[i].file, file)))
+        i++;
+    if (i == n && n < MAX_SITES) {
+        sites[n].file = file;
+        sites[n].line = line;
+        atomic_store(&nsites, n + 1);
+    }
+    pthread_mutex_unlock(&sites_lock);
+    return i;
 }
 
-long fut__fault_calls(void)
+/* Whether this call, at file:line, is the armed one (it fails once). */
+static bool fails(const char *file, int line)
 {
-    return atomic_load(&calls);
+    int site = site_of(file, line);
+    int want = site;
+    if (atomic_load(&armed) != site ||
+        !atomic_compare_exchange_strong(&armed, &want, -1))
+        return false;
+    atomic_store(&fired, true);
+    return true;
 }
 
-static bool fails(void)
+void fut__fault_arm(int site)
 {
-    long t = atomic_load(&target);
-    return t > 0 && atomic_fetch_add(&calls, 1) + 1 == t;
+    atomic_store(&fired, false);
+    atomic_store(&armed, site);
 }
 
-void *fut__fault_malloc(size_t size)
+bool fut__fault_fired(void)
 {
-    return fails() ? NULL : malloc(size);
+    return atomic_load(&fired);
 }
 
-void *fut__fault_calloc(size_t n, size_t size)
+int fut__fault_sites(void)
 {
-    return fails() ? NULL : calloc(n, size);
+    return atomic_load(&nsites);
 }
 
-void *fut__fault_realloc(void *p, size_t size)
+const char *fut__fault_site(int site, int *line)
 {
-    return fails() ? NULL : realloc(p, size);
+    *line = sites[site].line;
+    return sites[site].file;
 }
 
-void *fut__fault_aligned_alloc(size_t align, size_t size)
+long fut__fault_live(void)
 {
-    return fails() ? NULL : aligned_alloc(align, size);
+    return atomic_load(&live);
 }
 
-char *fut__fault_strdup(const char *s)
+static void *counted(void *p)
 {
-    return fails() ? NULL : strdup(s);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+void *fut__fault_malloc(size_t size, const char *file, int line)
+{
+    return fails(file, line) ? NULL : counted(malloc(size));
+}
+
+void *fut__fault_calloc(size_t n, size_t size, const char *file, int line)
+{
+    return fails(file, line) ? NULL : counted(calloc(n, size));
+}
+
+void *fut__fault_realloc(void *p, size_t size, const char *file, int line)
+{
+    if (fails(file, line))
+        return NULL;
+    void *q = realloc(p, size);
+    return p ? q : counted(q);
+}
+
+void *fut__fault_aligned_alloc(size_t align, size_t size, const char *file,
+                               int line)
+{
+    return fails(file, line) ? NULL : counted(aligned_alloc(align, size));
+}
+
+char *fut__fault_strdup(const char *s, const char *file, int line)
+{
+    return fails(file, line) ? NULL : counted(strdup(s));
+}
+
+void fut__fault_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub(&live, 1);
+    free(p);
 }
 
 int fut__fault_thread(pthread_t *t, const pthread_attr_t *a,
-                      void *(*fn)(void *), void *arg)
+                      void *(*fn)(void *), void *arg, const char *file,
+                      int line)
 {
-    return fails() ? EAGAIN : pthread_create(t, a, fn, arg);
+    return fails(file, line) ? EAGAIN : pthread_create(t, a, fn, arg);
 }
 
-int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a)
+int fut__fault_mutex(pthread_mutex_t *m, const pthread_mutexattr_t *a,
+                     const char *file, int line)
 {
-    return fails() ? ENOMEM : pthread_mutex_init(m, a);
+    return fails(file, line) ? ENOMEM : pthread_mutex_init(m, a);
 }
 
-int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a)
+int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a,
+                    const char *file, int line)
 {
-    return fails() ? ENOMEM : pthread_cond_init(c, a);
+    return fails(file, line) ? ENOMEM : pthread_cond_init(c, a);
 }
+#else
+typedef int fut__no_fault_injection; /* ISO C: no empty translation unit */
+#endif
