@@ -80,6 +80,31 @@ static void s_timers(fut_pool *pool)
     fut_release(t);
 }
 
+/* A timeout that cannot be armed (its future or its timer has no memory)
+ * must still stop its input: nothing else could reach it any more. */
+static void s_timeout_input(fut_pool *pool)
+{
+    fut_promise *p;
+    fut_future *f;
+    int rc = fut_promise_create(pool, &p, &f);
+    ck_assert(allowed(rc));
+    if (rc)
+        return;
+    fut_future *t = fut_timeout(fut_retain(f), 60000);
+    rc = fut_await_for(t, 1, NULL);
+    if (rc == ETIMEDOUT) { /* armed: the input is still running */
+        ck_assert_int_eq(fut_promise_resolve(p, (void *)4), 0);
+        check_future(t, (void *)4);
+    } else {
+        ck_assert_msg(rc == ENOMEM, "%s", fut_strerror(rc));
+        ck_assert(fut_is_ready(f)); /* cancelled, not left waiting */
+        ck_assert_int_eq(fut_await(f, NULL), ECANCELED);
+        ck_assert_int_eq(fut_promise_resolve(p, NULL), EALREADY);
+        fut_release(t);
+    }
+    fut_release(f);
+}
+
 static void s_promise(fut_pool *pool)
 {
     fut_promise *p;
@@ -224,6 +249,7 @@ FAULT_TEST(faults_spawn, s_spawn, true)
 FAULT_TEST(faults_then, s_then, true)
 FAULT_TEST(faults_all_any_join, s_all_any_join, true)
 FAULT_TEST(faults_timers, s_timers, true)
+FAULT_TEST(faults_timeout_input, s_timeout_input, true)
 FAULT_TEST(faults_promise, s_promise, true)
 FAULT_TEST(faults_group, s_group, true)
 FAULT_TEST(faults_parallel_for, s_parallel_for, true)
@@ -232,8 +258,8 @@ static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
     FUT_TCASE(s, "faults", faults_pool, faults_spawn, faults_then,
-              faults_all_any_join, faults_timers, faults_promise, faults_group,
-              faults_parallel_for);
+              faults_all_any_join, faults_timers, faults_timeout_input,
+              faults_promise, faults_group, faults_parallel_for);
     return s;
 }
 

@@ -231,6 +231,44 @@ START_TEST(stats_count_queued)
 }
 END_TEST
 
+/* Continuations are units too: each is counted queued from the moment
+ * its input completes until a worker starts it. */
+START_TEST(stats_count_continuations)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    fut_future *blocker = fut_spawn(pool, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    fut_promise *ps[3];
+    fut_future *cs[3];
+    for (int i = 0; i < 3; i++) {
+        fut_future *f;
+        ck_assert_int_eq(fut_promise_create(pool, &ps[i], &f), 0);
+        cs[i] = fut_then(f, then_add, (void *)1);
+    }
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.queued, 0); /* waiting for their inputs */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(fut_promise_resolve(ps[i], (void *)(intptr_t)i), 0);
+    fut_pool_stats_get(pool, &st);
+    ck_assert_uint_eq(st.queued, 3); /* behind the blocker */
+    gate_open(&g);
+    ck_assert_int_eq(fut_join_all(cs, 3), 0);
+    for (int i = 0; i < 3; i++) {
+        void *v;
+        ck_assert_int_eq(fut_await(cs[i], &v), 0);
+        ck_assert_int_eq((intptr_t)v, i + 1);
+        fut_release(cs[i]);
+    }
+    fut_await(blocker, NULL);
+    fut_release(blocker);
+    assert_stats_balanced(pool);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
 static int task_destroy_own(void *arg, void **value)
 {
     (void)value;
@@ -278,7 +316,8 @@ static Suite *pool_suite(void)
     FUT_TCASE(s, "lifecycle", create_defaults, create_bad_arguments, many_pools,
               destroy_from_own_worker, destroy_from_other_pool);
     FUT_TCASE(s, "workers", workers_are_named, worker_index);
-    FUT_TCASE(s, "stats", stats_add_up, stats_count_queued);
+    FUT_TCASE(s, "stats", stats_add_up, stats_count_queued,
+              stats_count_continuations);
     FUT_TCASE(s, "names", names_set_before_create_returns);
     FUT_TCASE(s, "size", size_from_environment);
     return s;

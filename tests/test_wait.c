@@ -3,6 +3,7 @@
 
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 struct fib {
     fut_pool *pool;
@@ -331,23 +332,53 @@ START_TEST(spawn_prefers_idle_worker_over_waiting_one)
 }
 END_TEST
 
+static int slow_child(void *arg, void **value)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    *value = NULL;
+    usleep(30000);
+    return 0;
+}
+
+enum { SLOW_CHILDREN = 4 };
+
+struct await_for_arg {
+    fut_pool *pool;
+    fut_future *never;
+    atomic_int ran;
+    int ran_by_then; /* children run when the timed wait returned */
+};
+
 static int await_for_inside(void *arg, void **value)
 {
-    fut_future *never = arg;
+    struct await_for_arg *a = arg;
     *value = NULL;
-    return fut_await_for(never, 10, NULL);
+    /* queued on this worker: the wait runs one, and is past its time */
+    fut_future *children[SLOW_CHILDREN];
+    for (int i = 0; i < SLOW_CHILDREN; i++)
+        children[i] = fut_spawn(a->pool, slow_child, &a->ran);
+    int rc = fut_await_for(a->never, 10, NULL);
+    a->ran_by_then = atomic_load(&a->ran);
+    fut_join_all(children, SLOW_CHILDREN);
+    for (int i = 0; i < SLOW_CHILDREN; i++)
+        fut_release(children[i]);
+    return rc;
 }
 
 /* A timed wait on a worker stops helping once its time is up: with other
- * work queued behind it, it still returns ETIMEDOUT. */
+ * work queued behind it (which it runs meanwhile), it returns ETIMEDOUT
+ * after the unit that took it past its time, not after them all. */
 START_TEST(timed_wait_on_worker_times_out)
 {
     fut_pool *pool = pool_new(1);
     fut_promise *p;
     fut_future *never;
     fut_promise_create(pool, &p, &never);
-    fut_future *f = fut_spawn(pool, await_for_inside, never);
+    struct await_for_arg a = {.pool = pool, .never = never};
+    fut_future *f = fut_spawn(pool, await_for_inside, &a);
     ck_assert_int_eq(fut_await(f, NULL), ETIMEDOUT);
+    ck_assert_int_le(a.ran_by_then, 1); /* 0 if it started late */
+    ck_assert_int_eq(atomic_load(&a.ran), SLOW_CHILDREN);
     fut_release(f);
     fut_promise_reject(p, EPIPE);
     fut_release(never);
