@@ -5,7 +5,7 @@ output (gcovr 5.2, Debian 12's, cannot merge the two builds of src/).
     scripts/coverage.py [BUILD_DIR] [--files]   (default: build-coverage)
 
 Builds the library and tests with --coverage -fprofile-update=atomic at
--O0 in BUILD_DIR, runs ctest, and reports src/ coverage of the plain
+-O0 in BUILD_DIR (and HOT functions not forced inline: see future.c), runs ctest, and reports src/ coverage of the plain
 objects, of the fault-injection objects (tests/test_faults.c), and of the
 two merged (a line or branch counts when either build ran it; a line whose
 branches differ between the builds takes the fault build's). --files adds
@@ -63,7 +63,7 @@ def main():
     build = os.path.abspath(args[0] if args else "build-coverage")
     subprocess.run(["cmake", "-S", root, "-B", build,
                     "-DCMAKE_BUILD_TYPE=Debug",
-                    "-DCMAKE_C_FLAGS=--coverage -fprofile-update=atomic",
+                    "-DCMAKE_C_FLAGS=--coverage -fprofile-update=atomic -DHOT=static",
                     "-DFUT_BUILD_BENCH=OFF", "-DFUT_BUILD_EXAMPLES=OFF"],
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", build, "-j4"], check=True,

@@ -124,11 +124,35 @@ START_TEST(names_are_escaped)
 }
 END_TEST
 
+/* UTF-8 in a pool name is copied whole (two-, three- and four-byte
+ * characters); bytes that are not UTF-8 (a stray 0xFF, a lead byte with
+ * no continuation) become '?', so the file stays valid JSON. */
+START_TEST(names_keep_utf8)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1,
+                           .name =
+                               "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xc3x",
+                           .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    run_traced(pool);
+    char *json = read_file(path);
+    ck_assert_ptr_nonnull(
+        strstr(json, "\"name\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80??x-0\""));
+    ck_assert_ptr_null(strstr(json, "\xff"));
+    unlink(path);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
     FUT_TCASE(s, "trace", trace_from_config, trace_from_environment,
-              unwritable_trace_is_skipped, names_are_escaped);
+              unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8);
     return s;
 }
 
