@@ -1,6 +1,8 @@
 #!/bin/sh
 # Builds and runs one of the embedding examples against this build:
 #   tests/embed.sh find_package|add_subdirectory|fetchcontent|pkg-config SRC BUILD WORK
+# or checks that fut on its own, with no build type given, builds Release:
+#   tests/embed.sh default_build_type SRC BUILD WORK
 set -eu
 mode=$1 src=$2 build=$3 work=$4
 rm -rf "$work"
@@ -24,7 +26,17 @@ add_subdirectory|fetchcontent)
         echo "fut built its tests or demo as a subproject" >&2
         exit 1
     fi
+    # nor may it choose the parent's build type (none was given)
+    if ! grep -q '^CMAKE_BUILD_TYPE:STRING=$' "$work/b/CMakeCache.txt"; then
+        echo "fut set its parent project's build type" >&2
+        exit 1
+    fi
     "$work/b/consumer"
+    ;;
+default_build_type)
+    cmake -S "$src" -B "$work/b" -DFUT_BUILD_TESTS=OFF \
+          -DFUT_BUILD_EXAMPLES=OFF -DFUT_BUILD_BENCH=OFF >/dev/null
+    grep '^CMAKE_BUILD_TYPE:' "$work/b/CMakeCache.txt"
     ;;
 pkg-config)
     cmake --install "$build" --prefix "$work/prefix" >/dev/null
@@ -33,7 +45,7 @@ pkg-config)
     "$work/consumer"
     ;;
 *)
-    echo "usage: $0 find_package|add_subdirectory|fetchcontent|pkg-config SRC BUILD WORK" >&2
+    echo "usage: $0 find_package|add_subdirectory|fetchcontent|pkg-config|default_build_type SRC BUILD WORK" >&2
     exit 2
     ;;
 esac
