@@ -386,6 +386,38 @@ START_TEST(timed_wait_on_worker_times_out)
 }
 END_TEST
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int await_for_alone(void *arg, void **value)
+{
+    *value = NULL;
+    return fut_await_for(arg, 10, NULL);
+}
+
+/* With nothing to help with, a timed wait on a worker parks with a
+ * deadline, and that park expires: ETIMEDOUT, not before its time. */
+START_TEST(timed_park_on_worker_expires)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    fut_future *never;
+    fut_promise_create(pool, &p, &never);
+    uint64_t t0 = now_ms();
+    fut_future *f = fut_spawn(pool, await_for_alone, never);
+    ck_assert_int_eq(fut_await(f, NULL), ETIMEDOUT);
+    ck_assert_uint_ge(now_ms() - t0, 10);
+    fut_release(f);
+    fut_promise_reject(p, EPIPE);
+    fut_release(never);
+    fut_pool_destroy(pool);
+}
+END_TEST
+
 static int sleeper_waits(void *arg, void **value)
 {
     fut_pool *pool = arg;
@@ -472,7 +504,8 @@ static Suite *wait_suite(void)
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
               timed_waits_race_completion,
               spawn_prefers_idle_worker_over_waiting_one,
-              timed_wait_on_worker_times_out, worker_waits_race_completions);
+              timed_wait_on_worker_times_out, timed_park_on_worker_expires,
+              worker_waits_race_completions);
     return s;
 }
 
