@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define TEST_TIMEOUT 120 /* seconds per test; sanitizers slow code 10x */
 
@@ -35,6 +36,15 @@
 #define thread_check_ne(a, b) thread_check((a) != (b))
 
 /* A task returning arg as its value. */
+/* Makes an empty file from a mkstemp template ("/tmp/name-XXXXXX"),
+ * which it fills in; the caller unlinks it. */
+static inline void temp_file(char *path)
+{
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
 static inline int task_value(void *arg, void **value)
 {
     *value = arg;

@@ -165,9 +165,7 @@ static void s_pool(fut_pool *unused)
 {
     (void)unused;
     char path[] = "/tmp/fut-faults-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    temp_file(path);
     fut_pool *pool = NULL;
     fut_pool_config cfg = {.threads = 3, .trace_path = path};
     int rc = fut_pool_create(&pool, &cfg);

@@ -224,9 +224,7 @@ static void *pfor_caller(void *arg)
 START_TEST(destroy_waits_for_outside_parallel_for)
 {
     char path[] = "/tmp/fut-pfor-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    temp_file(path);
     for (int round = 0; round < 5; round++) {
         struct pfor_race r = {.finished = 0};
         fut_pool_config cfg = {.threads = 2, .trace_path = path};

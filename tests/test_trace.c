@@ -65,9 +65,7 @@ static void check_trace(const char *path)
 START_TEST(trace_from_config)
 {
     char path[] = "/tmp/fut-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    temp_file(path);
     fut_pool *pool;
     fut_pool_config cfg = {.threads = 2, .name = "tr", .trace_path = path};
     ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
@@ -79,9 +77,7 @@ END_TEST
 START_TEST(trace_from_environment)
 {
     char path[] = "/tmp/fut-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    temp_file(path);
     setenv("FUT_TRACE", path, 1);
     fut_pool *pool;
     fut_pool_config cfg = {.threads = 2, .name = "tr"};
@@ -102,25 +98,30 @@ START_TEST(unwritable_trace_is_skipped)
 }
 END_TEST
 
+/* The trace of run_traced on a one-thread pool of that name (in
+ * read_file's buffer). */
+static const char *trace_of_pool_named(const char *name)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    temp_file(path);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1, .name = name, .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    run_traced(pool);
+    const char *json = read_file(path);
+    unlink(path);
+    return json;
+}
+
 /* A pool name with a quote, a backslash and a tab is escaped in the
  * lanes' names, so the file stays valid JSON. (Before, it was written as
  * it was and broke the file.) */
 START_TEST(names_are_escaped)
 {
-    char path[] = "/tmp/fut-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    fut_pool *pool;
-    fut_pool_config cfg = {
-        .threads = 1, .name = "a\"b\\c\td", .trace_path = path};
-    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
-    run_traced(pool);
-    char *json = read_file(path);
+    const char *json = trace_of_pool_named("a\"b\\c\td");
     ck_assert_ptr_nonnull(strstr(json, "\"name\":\"a\\\"b\\\\c\\u0009d-0\""));
     ck_assert_ptr_null(strstr(json, "a\"b"));
     ck_assert_ptr_null(strstr(json, "\t"));
-    unlink(path);
 }
 END_TEST
 
@@ -129,22 +130,11 @@ END_TEST
  * no continuation) become '?', so the file stays valid JSON. */
 START_TEST(names_keep_utf8)
 {
-    char path[] = "/tmp/fut-trace-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    fut_pool *pool;
-    fut_pool_config cfg = {.threads = 1,
-                           .name =
-                               "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xc3x",
-                           .trace_path = path};
-    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
-    run_traced(pool);
-    char *json = read_file(path);
+    const char *json =
+        trace_of_pool_named("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\xc3x");
     ck_assert_ptr_nonnull(
         strstr(json, "\"name\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80??x-0\""));
     ck_assert_ptr_null(strstr(json, "\xff"));
-    unlink(path);
 }
 END_TEST
 
