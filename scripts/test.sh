@@ -3,10 +3,16 @@
 #   scripts/test.sh            plain build, in build-test/
 #   scripts/test.sh address    AddressSanitizer + UBSan, in build-address/
 #   scripts/test.sh thread     ThreadSanitizer, in build-thread/
+#   scripts/test.sh clang      built with clang instead, in build-clang/
 # Installs Debian's check and pkg-config first when they are missing.
 set -eu
 cd "$(dirname "$0")/.."
-sanitize=${1:-}
+mode=${1:-}
+case $mode in
+"" | address | thread) sanitize=$mode ;;
+clang) sanitize="" CC=clang && export CC ;;
+*) echo "usage: $0 [address|thread|clang]" >&2 && exit 2 ;;
+esac
 
 if ! pkg-config --exists check 2>/dev/null; then
     echo "Check is missing: installing check and pkg-config" >&2
@@ -16,7 +22,7 @@ if ! pkg-config --exists check 2>/dev/null; then
     $sudo apt-get install -y -qq check pkg-config
 fi
 
-dir=build-${sanitize:-test}
+dir=build-${mode:-test}
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUT_WERROR=ON \
       -DFUT_BUILD_TESTS=ON -DFUT_SANITIZE="$sanitize"
 cmake --build "$dir" -j "$(nproc)"

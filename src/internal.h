@@ -79,7 +79,7 @@ enum fut_flag {
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
  * task 80, a timeout 96, a continuation 112 (alloc.c's classes). */
 struct fut_future {
-    atomic_ullong state;      /* see above                               */
+    _Atomic uint64_t state;   /* see above                               */
     int error;                /* written once before DONE               */
     unsigned char kind;       /* enum fut_kind, set at creation         */
     unsigned char flags;      /* enum fut_flag, set at creation        */

@@ -3,6 +3,9 @@
 #   tests/embed.sh find_package|add_subdirectory|fetchcontent|pkg-config SRC BUILD WORK
 # or checks that fut on its own, with no build type given, builds Release:
 #   tests/embed.sh default_build_type SRC BUILD WORK
+# or that libfut.a built with link-time optimization on links with another
+# compiler (CC builds fut, OTHER_CC builds the consumer):
+#   tests/embed.sh lto_static SRC BUILD WORK CC OTHER_CC
 set -eu
 mode=$1 src=$2 build=$3 work=$4
 rm -rf "$work"
@@ -44,8 +47,16 @@ pkg-config)
         "$src/example/embed/pkg-config/build.sh" "$work/consumer"
     "$work/consumer"
     ;;
+lto_static)
+    CC=$5 cmake -S "$src" -B "$work/b" -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON \
+          -DFUT_BUILD_TESTS=OFF -DFUT_BUILD_EXAMPLES=OFF -DFUT_BUILD_BENCH=OFF >/dev/null
+    cmake --build "$work/b" --target fut_static >/dev/null
+    "$6" -std=c11 "$src/example/embed/consumer.c" -I"$src/include" \
+         "$work/b/libfut.a" -pthread -ldl -o "$work/consumer"
+    "$work/consumer"
+    ;;
 *)
-    echo "usage: $0 find_package|add_subdirectory|fetchcontent|pkg-config|default_build_type SRC BUILD WORK" >&2
+    echo "usage: $0 find_package|add_subdirectory|fetchcontent|pkg-config|default_build_type|lto_static SRC BUILD WORK" >&2
     exit 2
     ;;
 esac
