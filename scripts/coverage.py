@@ -2,27 +2,32 @@
 """Line and branch coverage of src/ by every CTest suite, from gcov's JSON
 output (gcovr 5.2, Debian 12's, cannot merge the two builds of src/).
 
-    scripts/coverage.py [BUILD_DIR] [--files]   (default: build-coverage)
+    scripts/coverage.py [BUILD_DIR] [--files] [--missed]
+                                            (default: build-coverage)
 
 Builds the library and tests with --coverage -fprofile-update=atomic at
 -O0 in BUILD_DIR (and HOT functions not forced inline: see future.c), runs ctest, and reports src/ coverage of the plain
-objects, of the fault-injection objects (tests/test_faults.c), and of the
-two merged (a line or branch counts when either build ran it; a line whose
+objects (with the src/ headers compiled into the white-box suites, such
+as deque.h into test_deque), of the fault-injection objects
+(tests/test_faults.c), and of the two merged (a line or branch counts when either build ran it; a line whose
 branches differ between the builds takes the fault build's). --files adds
-branch coverage per file.
+branch coverage per file; --missed lists, merged, each line never run and
+each line with a branch never taken (file:line taken/branches).
 """
 import collections
 import glob
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 
 def gcov(objdir, out):
     """{(file, line): ran} and {(file, line): [taken per branch]}"""
-    os.makedirs(out, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # no figures of an earlier run
+    os.makedirs(out)
     for gcda in glob.glob(os.path.join(objdir, "*.gcda")):
         subprocess.run(["gcov", "-j", "-b", "-o", objdir, gcda], cwd=out,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -58,7 +63,7 @@ def report(name, lines, branches):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--files"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     build = os.path.abspath(args[0] if args else "build-coverage")
     subprocess.run(["cmake", "-S", root, "-B", build,
@@ -78,6 +83,14 @@ def main():
                  os.path.join(out, "plain"))
     fault = gcov(os.path.join(build, "tests", "CMakeFiles", "fut_faulty.dir",
                               "__", "src"), os.path.join(out, "fault"))
+    # The white-box suites compile src/ headers (deque.h's inline
+    # functions) into themselves: their runs of that code count too.
+    for obj in sorted(glob.glob(os.path.join(build, "tests", "CMakeFiles",
+                                             "test_*.dir"))):
+        name = os.path.basename(obj)[:-4]
+        lines, branches = gcov(obj, os.path.join(out, name))
+        for key, ran in lines.items():
+            merge(*plain, key, ran, branches.get(key, []))
     report("plain build", *plain)
     report("fault build", *fault)
     lines, branches = dict(plain[0]), dict(plain[1])
@@ -91,6 +104,13 @@ def main():
             per[f][1] += len(b)
         for f, (h, t) in sorted(per.items()):
             print(f"  {f:18} branches {h}/{t} = {100 * h / t:.1f}%")
+    if "--missed" in sys.argv:
+        for key in sorted(set(lines) | set(branches)):
+            b = branches.get(key, [])
+            if not lines.get(key, True):
+                print(f"  {key[0]}:{key[1]} never run")
+            elif b and not all(b):
+                print(f"  {key[0]}:{key[1]} {sum(b)}/{len(b)}")
 
 
 if __name__ == "__main__":

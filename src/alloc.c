@@ -128,7 +128,7 @@ void fut__free_slow(void *p, size_t size)
 
 #endif
 
-#if FUT_CACHE_MAX == 0
+#if FUT_CACHE_MAX == 0 && !defined(FUT_FAULT_INJECTION)
 void *fut__alloc(size_t size)
 {
     return malloc(size);

@@ -45,7 +45,12 @@ extern FUT_TLS fut_cache fut__tl_cache;
 void *fut__alloc_slow(size_t size);
 void fut__free_slow(void *p, size_t size);
 
-#if FUT_CACHE_MAX == 0
+#if defined(FUT_FAULT_INJECTION)
+/* malloc and free (base.h's counted ones), each caller a call site of
+ * its own, so that the fault tests fail each of them. */
+#define fut__alloc(size)   malloc(size)
+#define fut__free(p, size) ((void)(size), free(p))
+#elif FUT_CACHE_MAX == 0
 /* malloc and free, out of line: a caller that sees malloc's size would
  * take a kind's shorter future for an out-of-bounds access (gcc's
  * -Warray-bounds). */

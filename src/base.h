@@ -41,15 +41,15 @@
 #endif
 
 #ifdef FUT_FAULT_INJECTION
-/* Test builds only (fault.c, tests/test_faults.c): every allocation, free
+/* Test builds only (tests/fault.c, tests/test_faults.c): every allocation, free
  * and thread, mutex and condition variable the library makes is counted
  * by call site (file and line), and the site fut__fault_arm names fails
- * its next call as the system would. The system headers come first, so
+ * one call as the system would. The system headers come first, so
  * the macros rename only our calls. */
 #include <stdlib.h>
 #include <string.h>
 #define FUT_FAULT_SITE const char *file, int line
-void fut__fault_arm(int site); /* that site's next call fails; -1: off */
+void fut__fault_arm(int site, int skip); /* its call after skip more fails */
 bool fut__fault_fired(void);   /* the armed call has failed           */
 int fut__fault_sites(void);    /* call sites seen so far              */
 const char *fut__fault_site(int site, int *line);
@@ -76,6 +76,19 @@ int fut__fault_cond(pthread_cond_t *c, const pthread_condattr_t *a,
 #define pthread_create(t, a, f, x) fut__fault_thread(t, a, f, x, FUT_HERE)
 #define pthread_mutex_init(m, a)   fut__fault_mutex(m, a, FUT_HERE)
 #define pthread_cond_init(c, a)    fut__fault_cond(c, a, FUT_HERE)
+/* Test hooks: at these points a test may run code of its own, to put the
+ * losing side of a race there every time (fut__hook_set, tests/fault.c). */
+enum fut_hook {
+    FUT_HOOK_THEN_READY,   /* a continuation's input succeeded; c not claimed */
+    FUT_HOOK_CANCEL_CLAIM, /* fut_cancel is about to claim f                  */
+    FUT_HOOK_POOL_CLOSED,  /* destroy: closed, continuations not cancelled    */
+    FUT_HOOKS
+};
+void fut__hook_set(enum fut_hook hook, void (*fn)(void *arg));
+void fut__hook(enum fut_hook hook, void *arg);
+#define FUT_HOOK(hook, arg) fut__hook(hook, arg)
+#else
+#define FUT_HOOK(hook, arg) ((void)0)
 #endif
 
 /* Thread-local variables of the library. initial-exec: one load off the

@@ -6,7 +6,7 @@
  * A future completes exactly once: the thread whose compare-and-swap
  * moves its phase out of WAITING or QUEUED (a runner, a canceller, a
  * promise, a timer, a combiner) owns the completion (the state word and
- * its transitions are described in internal.h). fut__complete writes
+ * its transitions are described in internal.h). complete() writes
  * value and error and sets DONE; when no listener was ever attached that
  * is one compare-and-swap, which also drops the completer's reference;
  * otherwise it detaches the listener list under the future's stripe
@@ -297,11 +297,6 @@ HOT void complete(fut_future *f, void *value, int error, bool drop)
     complete_listened(f, drop);
 }
 
-void fut__complete(fut_future *f, void *value, int error)
-{
-    complete(f, value, error, false);
-}
-
 bool fut__listen(fut_future *f, fut_listener *l)
 {
     lock_future(f);
@@ -558,6 +553,7 @@ static void then_ready(fut_future *c)
 {
     fut_pool *pool = c->pool;
     fut__stat_add(pool, STAT_QUEUED, 1);
+    FUT_HOOK(FUT_HOOK_THEN_READY, c);
     if (!claim_to(c, PHASE_WAITING, PHASE_QUEUED)) {
         fut__stat_add(pool, STAT_QUEUED, -1); /* cancelled meanwhile */
         drop_task_ref(c);
@@ -631,9 +627,8 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
     }
     /* An outside thread counts itself busy until c listens, so destroy
      * cannot close the pool in between (c's input may complete then). */
-    bool outside = !fut__sched_self(&pool->sched);
-    if (outside ? fut__sched_enter(&pool->sched) != 0
-                : fut__sched_refuses(&pool->sched, SUBMIT_NEW)) {
+    bool outside = !fut__sched_self(&pool->sched); /* a worker: accepted */
+    if (outside && fut__sched_enter(&pool->sched) != 0) {
         c->flags |= FLAG_ORPHAN;
         c->flags &= (unsigned char)~FLAG_LISTED;
         outside = false;
@@ -839,6 +834,7 @@ static int cancel_one(fut_future *f, fut_future **input)
         switch (phase) {
         case PHASE_WAITING:
         case PHASE_QUEUED:
+            FUT_HOOK(FUT_HOOK_CANCEL_CLAIM, f);
             if (!claim(f, phase))
                 continue; /* it moved on: look again */
             if (phase == PHASE_QUEUED)

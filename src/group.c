@@ -354,11 +354,8 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
 {
     if (!pool || !fn || begin > end)
         return EINVAL;
-    bool outside = !fut__sched_self(&pool->sched);
-    if (!outside)
-        return fut__sched_refuses(&pool->sched, SUBMIT_NEW)
-                   ? ESHUTDOWN
-                   : run_range(pool, begin, end, grain ? grain : 1, fn, arg);
+    if (fut__sched_self(&pool->sched)) /* a worker: always accepted */
+        return run_range(pool, begin, end, grain ? grain : 1, fn, arg);
     /* The reference keeps the pool's memory until after leave: once the
      * last chunk is done, destroy may finish while this thread leaves. */
     fut__pool_retain(pool);

@@ -173,7 +173,6 @@ typedef struct fut_user_mark {
 } fut_user_mark;
 fut_user_mark fut__user_begin(fut_future *current);
 void fut__user_end(fut_user_mark saved);
-void fut__complete(fut_future *f, void *value, int error);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__pending_add(fut_pool *pool, fut_future *c);

@@ -118,6 +118,7 @@ int fut_pool_destroy(fut_pool *pool)
     if (fut__sched_self(&pool->sched))
         return EDEADLK;
     fut__sched_drain(&pool->sched);
+    FUT_HOOK(FUT_HOOK_POOL_CLOSED, pool);
     fut__cancel_pending(pool);
     fut__sched_stop(&pool->sched);
     if (pool->trace_path)
@@ -152,9 +153,8 @@ int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
         for (int k = 0; k < STAT_COUNT; k++)
             sum[k] += atomic_load_explicit(&pool->local[w].stat[k],
                                            memory_order_relaxed);
-        if (pool->sched.workers)
-            stolen += atomic_load_explicit(&pool->sched.workers[w].stolen,
-                                           memory_order_relaxed);
+        stolen += atomic_load_explicit(&pool->sched.workers[w].stolen,
+                                       memory_order_relaxed);
     }
     stats->spawned = (uint64_t)sum[STAT_SPAWNED];
     stats->completed = (uint64_t)sum[STAT_COMPLETED];

@@ -327,13 +327,6 @@ bool fut__sched_privileged(const fut_sched *s)
     return fut__sched_self(s) || fut__tl_timer_sched == s;
 }
 
-bool fut__sched_refuses(fut_sched *s, enum fut_submit kind)
-{
-    if (fut__sched_privileged(s))
-        return false;
-    return atomic_load(kind == SUBMIT_NEW ? &s->closing : &s->closed);
-}
-
 int fut__sched_enter(fut_sched *s)
 {
     atomic_fetch_add(&s->outside_busy, 1); /* then closing: see drain */

@@ -159,9 +159,6 @@ void fut__sched_fini(fut_sched *s);
 /* Whether the calling thread is a worker or the timer thread of s: its
  * submissions are never refused. */
 bool fut__sched_privileged(const fut_sched *s);
-/* Whether a submission of this kind from the calling thread would be
- * refused. */
-bool fut__sched_refuses(fut_sched *s, enum fut_submit kind);
 /* Whether a worker's push needs its own store-load fence (membarrier(2)
  * is missing): see sched.c. Set before any worker starts. */
 extern atomic_bool fut__push_seq_cst;

@@ -1,7 +1,7 @@
 /*
  * Injected faults, by call site: each scenario runs once to find the
  * library's call sites it reaches (every allocation, thread, mutex and
- * condition variable creation, src/fault.c), then again and again with
+ * condition variable creation, tests/fault.c), then again and again with
  * the next call at one site failing, until every site it has reached
  * (those found on the way included) has failed once. Every run must give
  * a documented error (or a future failed with ENOMEM), leak nothing (the
@@ -15,11 +15,14 @@
 #include <stdio.h>
 #include <unistd.h>
 
-void fut__fault_arm(int site);
+void fut__fault_arm(int site, int skip);
 bool fut__fault_fired(void);
 int fut__fault_sites(void);
 const char *fut__fault_site(int site, int *line);
 long fut__fault_live(void);
+/* src/base.h's test hooks, by number (enum fut_hook there) */
+enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED };
+void fut__hook_set(int hook, void (*fn)(void *arg));
 
 typedef void (*scenario)(fut_pool *pool);
 
@@ -65,6 +68,12 @@ static void s_all_any_join(fut_pool *pool)
     ck_assert_int_eq(fut_join_all(fs, 6), first);
     fut_future *all = fut_all(fs, 6);
     check_future(all, NULL);
+    /* pending ones, more than a wait keeps on its stack */
+    for (int i = 0; i < 6; i++) {
+        fut_release(fs[i]);
+        fs[i] = fut_sleep(pool, 1);
+    }
+    ck_assert(allowed(fut_join_all(fs, 6)));
     for (int i = 0; i < 6; i++)
         fut_release(fs[i]);
 }
@@ -116,6 +125,125 @@ static void s_promise(fut_pool *pool)
         ck_assert_int_eq(fut_promise_resolve(p, (void *)1), 0);
         check_future(c, (void *)2);
     }
+}
+
+/* A rejected promise with a chain of continuations and an all over it:
+ * the failure passes on inline, each fire deferred behind the one in
+ * progress (a queue that needs memory), one completion fanning out to
+ * several listeners. */
+static void s_failure_chain(fut_pool *pool)
+{
+    fut_promise *p;
+    fut_future *f;
+    int rc = fut_promise_create(pool, &p, &f);
+    ck_assert(allowed(rc));
+    if (rc)
+        return;
+    fut_future *fan[3], *chain = fut_retain(f);
+    for (int i = 0; i < 3; i++) {
+        fan[i] = fut_then(fut_retain(f), then_add, (void *)1);
+        chain = fut_then(chain, then_add, (void *)1);
+    }
+    fut_future *all = fut_all(fan, 3);
+    ck_assert_int_eq(fut_promise_reject(p, EPIPE), 0);
+    fut_future *outs[] = {chain, all, fan[0], fan[1], fan[2], f};
+    for (int i = 0; i < 6; i++) {
+        rc = fut_await(outs[i], NULL);
+        ck_assert_msg(rc == EPIPE || rc == ENOMEM, "got %s", fut_strerror(rc));
+        fut_release(outs[i]);
+    }
+}
+
+/* join_all of futures still pending, more than a wait keeps on its stack
+ * (with no memory to listen to all, it awaits them one at a time). */
+static void s_join_pending(fut_pool *pool)
+{
+    fut_future *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = fut_sleep(pool, 1);
+    int first = fut_join_all(fs, 6);
+    ck_assert(allowed(first));
+    for (int i = 0; i < 6; i++) {
+        int rc = fut_await(fs[i], NULL);
+        ck_assert(allowed(rc));
+        if (rc && !first)
+            ck_abort_msg("join_all missed an input's %s", fut_strerror(rc));
+        fut_release(fs[i]);
+    }
+}
+
+struct depth {
+    fut_pool *pool;
+    int n;
+};
+
+static int leaf(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int deep_join(void *arg)
+{
+    struct depth *d = arg;
+    if (d->n == 0)
+        return 0;
+    struct depth next = {d->pool, d->n - 1};
+    return fut_join(d->pool, deep_join, &next, leaf, NULL);
+}
+
+/* 300 nested joins on one thread: the worker's queue must grow past 256
+ * (with no memory for that, both branches run inline). Its own pool. */
+static void s_deep_join(fut_pool *unused)
+{
+    (void)unused;
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1};
+    int rc = fut_pool_create(&pool, &cfg);
+    ck_assert(allowed(rc));
+    if (rc)
+        return;
+    struct depth d = {pool, 300};
+    ck_assert_int_eq(fut_join(pool, deep_join, &d, leaf, NULL), 0);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+
+static int spawn_wide(void *arg, void **value)
+{
+    (void)value;
+    enum { N = 300 };
+    fut_future *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_spawn(arg, task_value, (void *)(intptr_t)i);
+    int rc = 0;
+    for (int i = 0; i < N; i++) {
+        void *v;
+        int e = fut_await(fs[i], &v);
+        if (e == 0 && v != (void *)(intptr_t)i)
+            e = EIO;
+        if (e && !rc)
+            rc = e;
+        fut_release(fs[i]);
+    }
+    return rc;
+}
+
+/* A task on one thread spawns 300 children: its queue must grow past 256
+ * (with no memory for that, a child goes to the pool's shared queue). */
+static void s_wide_spawn(fut_pool *unused)
+{
+    (void)unused;
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1};
+    int rc = fut_pool_create(&pool, &cfg);
+    ck_assert(allowed(rc));
+    if (rc)
+        return;
+    fut_future *f = fut_spawn(pool, spawn_wide, pool);
+    rc = fut_await(f, NULL);
+    ck_assert_msg(rc == 0 || rc == ENOMEM, "got %s", fut_strerror(rc));
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }
 
 static int count_child(void *arg, void **value)
@@ -181,16 +309,17 @@ static void s_pool(fut_pool *unused)
     unlink(path);
 }
 
-/* Runs s once with the armed site (or none: -1) failing, then checks the
- * pool still works and nothing leaked. Returns whether the fault fired. */
-static bool run_with_fault(scenario s, bool own_pool, int site)
+/* Runs s once with one call failing (the one after `skip` more calls at
+ * site; site -1: none), then checks the pool still works and nothing
+ * leaked. Returns whether the fault fired. */
+static bool run_with_fault(scenario s, bool own_pool, int site, int skip)
 {
     long live = fut__fault_live();
     fut_pool *pool = own_pool ? pool_new(2) : NULL;
-    fut__fault_arm(site);
+    fut__fault_arm(site, skip);
     s(pool);
     bool fired = fut__fault_fired();
-    fut__fault_arm(-1);
+    fut__fault_arm(-1, 0);
     if (pool) { /* still works */
         check_future(fut_spawn(pool, task_value, (void *)9), (void *)9);
         ck_assert_int_eq(fut_pool_destroy(pool), 0);
@@ -198,46 +327,53 @@ static bool run_with_fault(scenario s, bool own_pool, int site)
     int line = 0;
     const char *file = site >= 0 ? fut__fault_site(site, &line) : "none";
     ck_assert_msg(fut__fault_live() == live,
-                  "%ld allocations leaked with the fault at %s:%d",
-                  fut__fault_live() - live, file, line);
+                  "%ld allocations leaked with call %d at %s:%d failing",
+                  fut__fault_live() - live, skip + 1, file, line);
     return fired;
 }
 
-/* Fails every call site s reaches at least once; returns how many. */
-static int inject_all(scenario s, bool own_pool)
+/* Fails every call s makes at every call site it reaches, one per run:
+ * the first call at a site, then the second, and so on until a run makes
+ * no more calls there (at most MAX_CALLS). A site reached only on some
+ * runs (thread timing) is tried again while others make progress. Returns
+ * the number of sites; *calls, the number of calls failed. */
+static int inject_all(scenario s, bool own_pool, int *calls)
 {
-    enum { MAX = 256 };
+    enum { MAX = 256, MAX_CALLS = 64 };
     bool done[MAX] = {false};
-    run_with_fault(s, own_pool, -1); /* find the sites */
-    int failed = 0;
+    run_with_fault(s, own_pool, -1, 0); /* find the sites */
+    int sites = 0;
+    *calls = 0;
     for (bool progress = true; progress;) {
         progress = false;
         for (int site = 0; site < fut__fault_sites() && site < MAX; site++) {
             if (done[site])
                 continue;
-            /* A site reached only on some runs (thread timing) may not
-             * fire this time: try again while others make progress. */
-            if (run_with_fault(s, own_pool, site)) {
-                done[site] = true;
-                failed++;
-                progress = true;
-                if (getenv("FAULT_VERBOSE")) {
-                    int line;
-                    const char *file = fut__fault_site(site, &line);
-                    printf("  failed %s:%d\n", file, line);
-                }
+            int k = 0;
+            while (k < MAX_CALLS && run_with_fault(s, own_pool, site, k))
+                k++;
+            if (k == 0)
+                continue;
+            done[site] = progress = true;
+            sites++;
+            *calls += k;
+            if (getenv("FAULT_VERBOSE")) {
+                int line;
+                const char *file = fut__fault_site(site, &line);
+                printf("  failed %s:%d, %d call(s)\n", file, line, k);
             }
         }
     }
-    return failed;
+    return sites;
 }
 
 #define FAULT_TEST(name, fn, own)                                              \
     START_TEST(name)                                                           \
     {                                                                          \
-        int n = inject_all(fn, own);                                           \
+        int calls;                                                             \
+        int n = inject_all(fn, own, &calls);                                   \
         ck_assert_int_gt(n, 0);                                                \
-        printf("call sites failed: %-16s %d\n", #fn, n);                       \
+        printf("failed: %-16s %2d call sites, %3d calls\n", #fn, n, calls);     \
         fflush(stdout);                                                        \
     }                                                                          \
     END_TEST
@@ -251,13 +387,117 @@ FAULT_TEST(faults_timeout_input, s_timeout_input, true)
 FAULT_TEST(faults_promise, s_promise, true)
 FAULT_TEST(faults_group, s_group, true)
 FAULT_TEST(faults_parallel_for, s_parallel_for, true)
+FAULT_TEST(faults_failure_chain, s_failure_chain, true)
+FAULT_TEST(faults_join_pending, s_join_pending, true)
+FAULT_TEST(faults_deep_join, s_deep_join, false)
+FAULT_TEST(faults_wide_spawn, s_wide_spawn, false)
+
+/* ---- Races put on their losing side every time, through test hooks ---- */
+
+static fut_promise *hook_promise;
+static fut_future *hook_future;
+static atomic_int hook_runs, hook_rc;
+
+static void resolve_in_hook(void *arg)
+{
+    (void)arg;
+    fut__hook_set(HOOK_CANCEL_CLAIM, NULL);
+    fut__hook_set(HOOK_POOL_CLOSED, NULL);
+    atomic_fetch_add(&hook_runs, 1);
+    atomic_store(&hook_rc, fut_promise_resolve(hook_promise, (void *)5));
+}
+
+static void cancel_in_hook(void *c)
+{
+    fut__hook_set(HOOK_THEN_READY, NULL);
+    atomic_fetch_add(&hook_runs, 1);
+    ck_assert_ptr_eq(c, hook_future);
+    atomic_store(&hook_rc, fut_cancel(hook_future));
+}
+
+/* fut_cancel finds a pending promise, and the promise is kept before the
+ * cancel's claim: the claim fails, the cancel looks again and reports
+ * EALREADY, and the kept value stands. */
+START_TEST(cancel_loses_claim_to_resolve)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *f;
+    ck_assert_int_eq(fut_promise_create(pool, &hook_promise, &f), 0);
+    atomic_store(&hook_runs, 0);
+    fut__hook_set(HOOK_CANCEL_CLAIM, resolve_in_hook);
+    ck_assert_int_eq(fut_cancel(f), EALREADY);
+    ck_assert_int_eq(atomic_load(&hook_runs), 1);
+    ck_assert_int_eq(atomic_load(&hook_rc), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)5);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* A continuation is cancelled after its input succeeded and before it is
+ * queued: it is not queued, its function never runs, it fails with
+ * ECANCELED, and the counts balance. */
+START_TEST(then_cancelled_before_queued)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    fut_future *in;
+    atomic_int ran = 0;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &in), 0);
+    hook_future = fut_then(fut_retain(in), then_count, &ran);
+    atomic_store(&hook_runs, 0);
+    fut__hook_set(HOOK_THEN_READY, cancel_in_hook);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)3), 0);
+    ck_assert_int_eq(atomic_load(&hook_runs), 1);
+    ck_assert_int_eq(atomic_load(&hook_rc), 0); /* the cancel won */
+    ck_assert_int_eq(fut_await(hook_future, NULL), ECANCELED);
+    ck_assert_int_eq(fut_await(in, NULL), 0);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    assert_stats_balanced(pool);
+    fut_release(hook_future);
+    fut_release(in);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+}
+END_TEST
+
+/* Destroy has closed the pool when a promise is kept from outside: its
+ * waiting continuation can no longer be queued and fails with ECANCELED,
+ * its function never runs, and destroy still returns. */
+START_TEST(then_refused_once_closed)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *in;
+    atomic_int ran = 0;
+    ck_assert_int_eq(fut_promise_create(pool, &hook_promise, &in), 0);
+    fut_future *c = fut_then(fut_retain(in), then_count, &ran);
+    atomic_store(&hook_runs, 0);
+    fut__hook_set(HOOK_POOL_CLOSED, resolve_in_hook);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    ck_assert_int_eq(atomic_load(&hook_runs), 1);
+    ck_assert_int_eq(atomic_load(&hook_rc), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(in, &v), 0);
+    ck_assert_ptr_eq(v, (void *)5);
+    ck_assert_int_eq(fut_await(c, NULL), ECANCELED);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    fut_release(c);
+    fut_release(in);
+}
+END_TEST
 
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
     FUT_TCASE(s, "faults", faults_pool, faults_spawn, faults_then,
               faults_all_any_join, faults_timers, faults_timeout_input,
-              faults_promise, faults_group, faults_parallel_for);
+              faults_promise, faults_group, faults_parallel_for,
+              faults_failure_chain, faults_join_pending, faults_deep_join,
+              faults_wide_spawn);
+    FUT_TCASE(s, "hooks", cancel_loses_claim_to_resolve,
+              then_cancelled_before_queued, then_refused_once_closed);
     return s;
 }
 

@@ -140,12 +140,72 @@ START_TEST(unkept_promise_at_destroy)
 }
 END_TEST
 
+/* One rejection fans out to 40 continuations, each with a continuation of
+ * its own: every failure passes on inline, the fires queued behind the
+ * one in progress (more than the queue's first 16 slots), and all 80 fail
+ * with the promise's error without running. */
+START_TEST(failure_fans_out_to_many)
+{
+    enum { N = 40 };
+    fut_pool *pool = pool_new(2);
+    atomic_int runs = 0;
+    fut_promise *p;
+    fut_future *f, *c[N], *cc[N];
+    ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+    for (int i = 0; i < N; i++) {
+        c[i] = fut_then(fut_retain(f), then_count, &runs);
+        cc[i] = fut_then(fut_retain(c[i]), then_count, &runs);
+    }
+    ck_assert_int_eq(fut_promise_reject(p, EPIPE), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert(fut_is_ready(cc[i])); /* all inline, before reject returned */
+        ck_assert_int_eq(fut_await(c[i], NULL), EPIPE);
+        ck_assert_int_eq(fut_await(cc[i], NULL), EPIPE);
+        fut_release(c[i]);
+        fut_release(cc[i]);
+    }
+    ck_assert_int_eq(atomic_load(&runs), 0);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+static int keep_promise(void *arg, void **value)
+{
+    *value = NULL;
+    return fut_promise_resolve(arg, (void *)4);
+}
+
+/* A task keeps a promise whose future has a continuation: the
+ * continuation is queued from inside the task and runs with the value. */
+START_TEST(kept_inside_a_task)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        fut_promise *p;
+        fut_future *f;
+        ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+        fut_future *c = fut_then(f, then_add, (void *)1);
+        fut_future *t = fut_spawn(pool, keep_promise, p);
+        void *v;
+        ck_assert_int_eq(fut_await(t, NULL), 0);
+        ck_assert_int_eq(fut_await(c, &v), 0);
+        ck_assert_ptr_eq(v, (void *)5);
+        fut_release(t);
+        fut_release(c);
+        assert_stats_balanced(pool);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
+}
+END_TEST
+
 static Suite *promise_suite(void)
 {
     Suite *s = suite_create("promise");
     FUT_TCASE(s, "promise", resolve_and_reject, bad_arguments,
               cancelled_before_kept, kept_from_another_thread,
-              kept_after_pool_is_gone, unkept_promise_at_destroy);
+              kept_after_pool_is_gone, unkept_promise_at_destroy,
+              failure_fans_out_to_many, kept_inside_a_task);
     return s;
 }
 

@@ -404,17 +404,123 @@ START_TEST(reference_budget_outlives_destroy)
 }
 END_TEST
 
+/* ---- Queues and waits on one thread ------------------------------------ */
+
+static int spawn_many(void *arg, void **value)
+{
+    (void)value;
+    fut_pool *pool = arg;
+    enum { N = 1000 };
+    fut_future *fs[N];
+    for (intptr_t i = 0; i < N; i++)
+        fs[i] = fut_spawn(pool, task_value, (void *)i);
+    int bad = 0;
+    for (intptr_t i = 0; i < N; i++) { /* oldest first: helping runs the rest */
+        void *v;
+        bad += fut_await(fs[i], &v) != 0 || v != (void *)i;
+        fut_release(fs[i]);
+    }
+    return bad ? EIO : 0;
+}
+
+/* A worker's queue grows past its first 256 slots: a task on one thread
+ * queues 1000 children (nobody steals them), and each runs once. */
+START_TEST(queue_grows_on_one_thread)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *f = fut_spawn(pool, spawn_many, pool);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+struct nest {
+    fut_pool *pool;
+    int depth;
+};
+
+/* Spawns a child nest one level shallower, then a leaf, and awaits the
+ * child: it is not the newest item queued, so the wait runs the leaf and
+ * then the child on top of itself, one level deeper each time. */
+static int nest_task(void *arg, void **value)
+{
+    struct nest *n = arg;
+    if (n->depth == 0) {
+        *value = (void *)1;
+        return 0;
+    }
+    struct nest child = {n->pool, n->depth - 1};
+    fut_future *c = fut_spawn(n->pool, nest_task, &child);
+    fut_future *leaf = fut_spawn(n->pool, task_value, (void *)1);
+    void *a, *b;
+    int rc = fut_await(c, &a);
+    if (rc == 0)
+        rc = fut_await(leaf, &b);
+    fut_release(c);
+    fut_release(leaf);
+    *value = (void *)((intptr_t)a + (intptr_t)b);
+    return rc;
+}
+
+/* Waits nested past the helping bound (64) on a pool of one thread: with
+ * no other worker to hand its queue to, the deepest waits still run their
+ * own queued items, so the nest completes instead of hanging. */
+START_TEST(waits_beyond_the_bound_on_one_thread)
+{
+    fut_pool *pool = pool_new(1);
+    struct nest top = {pool, 150};
+    fut_future *f = fut_spawn(pool, nest_task, &top);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)151);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+struct cross_join {
+    fut_pool *other;
+    struct fib a, b;
+};
+
+static int join_on_other_pool(void *arg, void **value)
+{
+    (void)value;
+    struct cross_join *c = arg;
+    return fut_join(c->other, fib_join, &c->a, fib_join, &c->b);
+}
+
+/* fut_join from a worker of another pool: the join runs on the pool it
+ * names while the calling worker waits (helping its own pool). */
+START_TEST(join_from_a_worker_of_another_pool)
+{
+    fut_pool *home = pool_new(1), *other = pool_new(2);
+    struct cross_join c = {other, {other, 18, 0}, {other, 17, 0}};
+    fut_future *f = fut_spawn(home, join_on_other_pool, &c);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    ck_assert_int_eq(c.a.result + c.b.result, fib_serial(19));
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(other), 0);
+    ck_assert_int_eq(fut_pool_destroy(home), 0);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
     FUT_TCASE(s, "memory", pool_memory_is_aligned);
     FUT_TCASE(s, "waits", waits_do_not_overflow_the_stack,
               new_work_goes_to_idle_workers_first,
-              outside_spawn_starts_within_a_bound);
+              outside_spawn_starts_within_a_bound, queue_grows_on_one_thread,
+              waits_beyond_the_bound_on_one_thread);
     FUT_TCASE(s, "after", late_events_after_destroy,
               reference_budget_outlives_destroy);
     FUT_TCASE(s, "join", join_fib, join_errors, join_refused_while_closing,
-              join_stolen_branch_runs_elsewhere);
+              join_stolen_branch_runs_elsewhere,
+              join_from_a_worker_of_another_pool);
     return s;
 }
 

@@ -62,6 +62,102 @@ static void check_trace(const char *path)
     unlink(path);
 }
 
+/* Not static either: the name of the parallel_for body in the trace. */
+int traced_chunk(void *arg, size_t lo, size_t hi);
+int traced_chunk(void *arg, size_t lo, size_t hi)
+{
+    atomic_fetch_add((atomic_long *)arg, (long)(hi - lo));
+    return 0;
+}
+
+static int traced_loop_task(void *arg, void **value)
+{
+    (void)value;
+    fut_pool **pool = arg;
+    static atomic_long inside;
+    return fut_parallel_for(*pool, 0, 40, 10, traced_chunk, &inside);
+}
+
+/* Group children and parallel_for chunks, the caller's own included, are
+ * units in the trace, each an event named by its function. */
+START_TEST(trace_groups_and_loops)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    temp_file(path);
+    fut_pool_config cfg = {.threads = 2, .name = "tr", .trace_path = path};
+    fut_pool *pool;
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    fut_group *g;
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(fut_group_spawn(g, traced_task, NULL), 0);
+    ck_assert_int_eq(fut_group_wait(g), 0);
+    fut_group_destroy(g);
+    atomic_long sum = 0;
+    /* from outside: 8 chunks, some run by this thread */
+    ck_assert_int_eq(fut_parallel_for(pool, 0, 80, 10, traced_chunk, &sum), 0);
+    ck_assert_int_eq(atomic_load(&sum), 80);
+    /* from a worker: 4 chunks, and the task itself */
+    fut_future *f = fut_spawn(pool, traced_loop_task, &pool);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    ck_assert_uint_eq(count(json, "\"name\":\"traced_task\""), 5);
+    ck_assert_uint_eq(count(json, "\"name\":\"traced_chunk\""), 12);
+    ck_assert_uint_eq(count(json, "\"ph\":\"X\""), 5 + 12 + 1);
+    ck_assert_ptr_nonnull(strstr(json, "\"dropped_events\":0"));
+    unlink(path);
+}
+END_TEST
+
+static int unexported_task(void *arg, void **value)
+{
+    *value = arg;
+    return 0;
+}
+
+/* 300 units on one worker (its lane grows past its first 256 events), a
+ * function the binary does not export (named by its address), and a
+ * timeout that fires (an async slice named "timeout"). An empty
+ * trace_path traces nothing. */
+START_TEST(trace_grows_names_addresses_and_timeouts)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    temp_file(path);
+    fut_pool_config cfg = {.threads = 1, .name = "tr", .trace_path = path};
+    fut_pool *pool;
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    enum { N = 300 };
+    fut_future *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = fut_spawn(pool, unexported_task, NULL);
+    ck_assert_int_eq(fut_join_all(fs, N), 0);
+    for (int i = 0; i < N; i++)
+        fut_release(fs[i]);
+    fut_promise *p;
+    fut_future *f;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+    fut_future *t = fut_timeout(f, 1);
+    ck_assert_int_eq(fut_await(t, NULL), ETIMEDOUT);
+    fut_release(t);
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), EALREADY);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    ck_assert_uint_eq(count(json, "\"name\":\"0x"), N);
+    ck_assert_uint_eq(count(json, "\"name\":\"timeout\""), 2);
+    ck_assert_ptr_nonnull(strstr(json, "\"dropped_events\":0"));
+    unlink(path);
+
+    cfg.trace_path = "";
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    f = fut_spawn(pool, unexported_task, NULL);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 START_TEST(trace_from_config)
 {
     char path[] = "/tmp/fut-trace-XXXXXX";
@@ -141,7 +237,8 @@ END_TEST
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
-    FUT_TCASE(s, "trace", trace_from_config, trace_from_environment,
+    FUT_TCASE(s, "trace", trace_from_config, trace_groups_and_loops,
+              trace_grows_names_addresses_and_timeouts, trace_from_environment,
               unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8);
     return s;
 }

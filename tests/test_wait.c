@@ -281,6 +281,26 @@ START_TEST(timed_waits_race_completion)
 }
 END_TEST
 
+/* A limit whose milliseconds carry into the next second when added to
+ * the clock's nanoseconds (999 ms: nearly always): the deadline is still
+ * right, and a future that completes in time is awaited whole. */
+START_TEST(timed_wait_deadline_carries_a_second)
+{
+    fut_pool *pool = pool_new(1);
+    for (int i = 0; i < 3; i++) {
+        fut_future *f = fut_sleep(pool, 2);
+        ck_assert_int_eq(fut_await_for(f, 999, NULL), 0);
+        fut_release(f);
+        fut_promise *p;
+        ck_assert_int_eq(fut_promise_create(pool, &p, &f), 0);
+        ck_assert_int_eq(fut_await_for(f, 1, NULL), ETIMEDOUT);
+        ck_assert_int_eq(fut_promise_resolve(p, NULL), 0);
+        fut_release(f);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static fut_promise *hand_p2;
 static fut_future *hand_f1, *hand_f2;
 static atomic_int a_waiting;
@@ -502,7 +522,7 @@ static Suite *wait_suite(void)
               any_and_all_inside_tasks);
     FUT_TCASE(s, "wakeups", spawn_wakes_an_idle_worker,
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
-              timed_waits_race_completion,
+              timed_waits_race_completion, timed_wait_deadline_carries_a_second,
               spawn_prefers_idle_worker_over_waiting_one,
               timed_wait_on_worker_times_out, timed_park_on_worker_expires,
               worker_waits_race_completions);

@@ -2,12 +2,13 @@
  * Fault injection, for test builds only (FUT_FAULT_INJECTION): every
  * allocation, free, and thread, mutex and condition variable creation
  * the library makes goes through here (base.h's macros), counted by its
- * call site (file and line). fut__fault_arm(site) makes that site's next
- * call fail with what the system would return (NULL, EAGAIN, ENOMEM), so
- * a test can fail every site at least once; the live allocation count
- * shows a leak in any build.
+ * call site (file and line). fut__fault_arm(site, k) makes that site's
+ * call after the next k fail with what the system would return (NULL,
+ * EAGAIN, ENOMEM), so a test can fail every call of every site; the live allocation count
+ * shows a leak in any build. It also runs the test hooks of src/base.h.
+ * It is test scaffolding, compiled into the fault build only (fut_faulty).
  */
-#include "internal.h"
+#include "../src/internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ static struct {
 } sites[MAX_SITES];
 static atomic_int nsites;
 static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int armed = -1;
+static atomic_int armed = -1; /* the site whose call fails, after */
+static atomic_int skip;        /* this many of its calls succeed   */
 static atomic_bool fired;
 static atomic_long live;
 
@@ -61,16 +63,17 @@ static bool fails(const char *file, int line)
 {
     int site = site_of(file, line);
     int want = site;
-    if (atomic_load(&armed) != site ||
+    if (atomic_load(&armed) != site || atomic_fetch_sub(&skip, 1) > 0 ||
         !atomic_compare_exchange_strong(&armed, &want, -1))
         return false;
     atomic_store(&fired, true);
     return true;
 }
 
-void fut__fault_arm(int site)
+void fut__fault_arm(int site, int calls_to_skip)
 {
     atomic_store(&fired, false);
+    atomic_store(&skip, calls_to_skip);
     atomic_store(&armed, site);
 }
 
@@ -93,6 +96,20 @@ const char *fut__fault_site(int site, int *line)
 long fut__fault_live(void)
 {
     return atomic_load(&live);
+}
+
+static void (*_Atomic hooks[FUT_HOOKS])(void *);
+
+void fut__hook_set(enum fut_hook hook, void (*fn)(void *arg))
+{
+    atomic_store(&hooks[hook], fn);
+}
+
+void fut__hook(enum fut_hook hook, void *arg)
+{
+    void (*fn)(void *) = atomic_load(&hooks[hook]);
+    if (fn)
+        fn(arg);
 }
 
 static void *counted(void *p)
