@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds fut with warnings as errors and runs every test suite.
+# Builds fut with warnings as errors, checked (FUT_CHECKED), and runs every
+# test suite.
 #   scripts/test.sh            plain build, in build-test/
 #   scripts/test.sh address    AddressSanitizer + UBSan, in build-address/
 #   scripts/test.sh thread     ThreadSanitizer, in build-thread/
@@ -24,7 +25,7 @@ fi
 
 dir=build-${mode:-test}
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUT_WERROR=ON \
-      -DFUT_BUILD_TESTS=ON -DFUT_SANITIZE="$sanitize"
+      -DFUT_CHECKED=ON -DFUT_BUILD_TESTS=ON -DFUT_SANITIZE="$sanitize"
 cmake --build "$dir" -j "$(nproc)"
 # Make any sanitizer report fail the test that caused it.
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1

@@ -7,6 +7,8 @@
 #include "base.h"
 
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +24,18 @@ int fut__cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_destroy(&attr);
     return rc;
 }
+
+#ifdef FUT_CHECKED
+int fut__checked(int rc, int allowed, const char *call, const char *file,
+                 int line)
+{
+    if (rc == 0 || rc == allowed)
+        return rc;
+    fprintf(stderr, "fut: %s failed at %s:%d: %s (corrupted memory?)\n", call,
+            file, line, strerror(rc));
+    abort();
+}
+#endif
 
 uint64_t fut__now_ns(void)
 {

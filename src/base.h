@@ -5,14 +5,17 @@
  * pthread return values, the rule for every module: calls that can fail
  * for reasons outside the program (pthread_create, the _init functions,
  * pthread_key_create, membarrier) are checked, and their error is
- * returned or a fallback taken. Lock, unlock, wait, signal, broadcast
- * and join on objects this library made, with default attributes, from
- * the thread that may make them, have no failure POSIX allows there; they
- * are not checked.
+ * returned or a fallback taken. Lock, unlock, wait, signal, broadcast,
+ * join and destroy on objects this library made, with default attributes,
+ * from the thread that may make them, have no failure POSIX allows there:
+ * one would mean corrupted memory. The checked build (FUT_CHECKED, which
+ * the test builds use) checks them all and stops the program with a
+ * message naming the call and where it was made; other builds do not.
  */
 #ifndef FUT_BASE_H
 #define FUT_BASE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -89,6 +92,32 @@ void fut__hook(enum fut_hook hook, void *arg);
 #define FUT_HOOK(hook, arg) fut__hook(hook, arg)
 #else
 #define FUT_HOOK(hook, arg) ((void)0)
+#endif
+
+#ifdef FUT_CHECKED
+/* rc, when it is 0 (or `allowed`); otherwise prints what failed, where,
+ * and aborts. */
+int fut__checked(int rc, int allowed, const char *call, const char *file,
+                 int line);
+#define FUT_CHECK_(call, name, allowed)                                        \
+    fut__checked(call, allowed, name, __FILE__, __LINE__)
+/* Each macro calls the function of its own name: a macro is not expanded
+ * inside its own expansion. */
+#define pthread_mutex_lock(m)   FUT_CHECK_(pthread_mutex_lock(m), "pthread_mutex_lock", 0)
+#define pthread_mutex_unlock(m) FUT_CHECK_(pthread_mutex_unlock(m), "pthread_mutex_unlock", 0)
+#define pthread_mutex_destroy(m)                                               \
+    FUT_CHECK_(pthread_mutex_destroy(m), "pthread_mutex_destroy", 0)
+#define pthread_cond_wait(c, m) FUT_CHECK_(pthread_cond_wait(c, m), "pthread_cond_wait", 0)
+#define pthread_cond_timedwait(c, m, t)                                        \
+    FUT_CHECK_(pthread_cond_timedwait(c, m, t), "pthread_cond_timedwait", ETIMEDOUT)
+#define pthread_cond_clockwait(c, m, k, t)                                     \
+    FUT_CHECK_(pthread_cond_clockwait(c, m, k, t), "pthread_cond_clockwait",   \
+               ETIMEDOUT)
+#define pthread_cond_signal(c)  FUT_CHECK_(pthread_cond_signal(c), "pthread_cond_signal", 0)
+#define pthread_cond_broadcast(c)                                              \
+    FUT_CHECK_(pthread_cond_broadcast(c), "pthread_cond_broadcast", 0)
+#define pthread_cond_destroy(c) FUT_CHECK_(pthread_cond_destroy(c), "pthread_cond_destroy", 0)
+#define pthread_join(t, r)      FUT_CHECK_(pthread_join(t, r), "pthread_join", 0)
 #endif
 
 /* Thread-local variables of the library. initial-exec: one load off the

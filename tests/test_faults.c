@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -23,6 +24,10 @@ long fut__fault_live(void);
 /* src/base.h's test hooks, by number (enum fut_hook there) */
 enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED };
 void fut__hook_set(int hook, void (*fn)(void *arg));
+#ifdef FUT_CHECKED
+int fut__checked(int rc, int allowed, const char *call, const char *file,
+                 int line);
+#endif
 
 typedef void (*scenario)(fut_pool *pool);
 
@@ -488,6 +493,22 @@ START_TEST(then_refused_once_closed)
 }
 END_TEST
 
+#ifdef FUT_CHECKED
+/* The checked build: a pthread call's failure (EINVAL from a lock, as
+ * corrupted memory would give) stops the program, with a message on
+ * stderr naming the call and where; an allowed result passes through. */
+START_TEST(checked_pthread_failure_aborts)
+{
+    ck_assert_int_eq(fut__checked(0, 0, "pthread_mutex_lock", "x.c", 1), 0);
+    ck_assert_int_eq(fut__checked(ETIMEDOUT, ETIMEDOUT,
+                                  "pthread_cond_timedwait", "x.c", 2),
+                     ETIMEDOUT);
+    fut__checked(EINVAL, 0, "pthread_mutex_lock", "x.c", 3);
+    ck_abort_msg("not reached");
+}
+END_TEST
+#endif
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -496,6 +517,11 @@ static Suite *faults_suite(void)
               faults_promise, faults_group, faults_parallel_for,
               faults_failure_chain, faults_join_pending, faults_deep_join,
               faults_wide_spawn);
+#ifdef FUT_CHECKED
+    TCase *checked = tcase_create("checked");
+    tcase_add_test_raise_signal(checked, checked_pthread_failure_aborts, SIGABRT);
+    suite_add_tcase(s, checked);
+#endif
     FUT_TCASE(s, "hooks", cancel_loses_claim_to_resolve,
               then_cancelled_before_queued, then_refused_once_closed);
     return s;

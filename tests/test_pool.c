@@ -155,6 +155,17 @@ START_TEST(names_set_before_create_returns)
         ck_assert_ptr_nonnull(strstr(names, "abcdefghi-timer "));
         ck_assert_int_eq(fut_pool_destroy(pool), 0);
     }
+    /* A name of nothing but continuation bytes (not UTF-8) has no
+     * boundary to cut at: only the suffix is left. */
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1,
+                           .name = "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80"};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    char names[4096];
+    thread_names(names, sizeof(names));
+    ck_assert_ptr_nonnull(strstr(names, " -0 "));
+    ck_assert_ptr_nonnull(strstr(names, " -timer "));
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }
 END_TEST
 

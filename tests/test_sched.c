@@ -454,7 +454,7 @@ static int nest_task(void *arg, void **value)
     struct nest child = {n->pool, n->depth - 1};
     fut_future *c = fut_spawn(n->pool, nest_task, &child);
     fut_future *leaf = fut_spawn(n->pool, task_value, (void *)1);
-    void *a, *b;
+    void *a = NULL, *b = NULL;
     int rc = fut_await(c, &a);
     if (rc == 0)
         rc = fut_await(leaf, &b);
