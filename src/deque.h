@@ -17,7 +17,13 @@
  * Why each order is enough:
  *  - push: the slot is written relaxed, then bottom is stored with release;
  *    a thief that reads the new bottom (acquire, part of seq_cst) reads
- *    the slot and what the item points to as the owner wrote them.
+ *    the slot and what the item points to as the owner wrote them. The
+ *    owner reads top (acquire) only when the deque looks full by the top
+ *    it read last (top_seen): top only grows, so a stale top overstates
+ *    the items and never lets a push overwrite a slot a thief has not
+ *    taken, and the acquire that read it ordered those thieves' reads of
+ *    the slots before the owner's writes. Every other push leaves the
+ *    thieves' cache line alone.
  *  - pop: bottom = b - 1 (seq_cst store) then top (seq_cst load): with
  *    steal's top-then-bottom seq_cst loads, the owner and a thief cannot
  *    both miss each other's claim; when one item is left, they race for
@@ -50,6 +56,7 @@ typedef struct fut_deque {
     _Alignas(64) atomic_size_t top;    /* next to steal; CAS by all   */
     _Alignas(64) atomic_size_t bottom; /* next free; stored by owner */
     _Atomic(fut_deque_buf *) buf;      /* release by owner, acquire  */
+    size_t top_seen; /* owner only: top when last read, <= top */
 } fut_deque;
 
 static inline fut_deque_buf *fut__deque_buf_new(size_t cap)
@@ -71,6 +78,7 @@ static inline int fut__deque_init(fut_deque *d, size_t cap)
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
     atomic_init(&d->buf, b);
+    d->top_seen = 0;
     return 0;
 }
 
@@ -108,10 +116,13 @@ static inline fut_deque_buf *fut__deque_grow(fut_deque *d, fut_deque_buf *old,
 static inline bool fut__deque_push(fut_deque *d, void *item, bool seq_cst)
 {
     size_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    size_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     fut_deque_buf *buf = atomic_load_explicit(&d->buf, memory_order_relaxed);
-    if (b - t > buf->mask && !(buf = fut__deque_grow(d, buf, t, b)))
-        return false;
+    if (b - d->top_seen > buf->mask) { /* looks full: read top again */
+        d->top_seen = atomic_load_explicit(&d->top, memory_order_acquire);
+        if (b - d->top_seen > buf->mask &&
+            !(buf = fut__deque_grow(d, buf, d->top_seen, b)))
+            return false;
+    }
     atomic_store_explicit(&buf->slot[b & buf->mask], item,
                           memory_order_relaxed);
     if (seq_cst)

@@ -355,7 +355,9 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
     if (!pool || !fn || begin > end)
         return EINVAL;
     if (fut__sched_self(&pool->sched)) /* a worker: always accepted */
-        return run_range(pool, begin, end, grain ? grain : 1, fn, arg);
+        return begin == end
+                   ? 0
+                   : run_range(pool, begin, end, grain ? grain : 1, fn, arg);
     /* The reference keeps the pool's memory until after leave: once the
      * last chunk is done, destroy may finish while this thread leaves. */
     fut__pool_retain(pool);

@@ -215,6 +215,40 @@ START_TEST(parallel_for_covers_range)
 }
 END_TEST
 
+static atomic_int empty_calls;
+
+static int count_call(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    (void)lo;
+    (void)hi;
+    atomic_fetch_add(&empty_calls, 1);
+    return 0;
+}
+
+static int empty_loop_task(void *arg, void **value)
+{
+    (void)value;
+    return fut_parallel_for(arg, 4, 4, 1, count_call, NULL);
+}
+
+/* An empty range returns 0 at once on a worker too, calling nothing.
+ * (Before, a worker queued helpers for a range of no chunks and waited
+ * forever for a last chunk.) */
+START_TEST(parallel_for_empty_range_on_a_worker)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        atomic_store(&empty_calls, 0);
+        fut_future *f = fut_spawn(pool, empty_loop_task, pool);
+        ck_assert_int_eq(fut_await(f, NULL), 0);
+        fut_release(f);
+        ck_assert_int_eq(atomic_load(&empty_calls), 0);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
+}
+END_TEST
+
 START_TEST(parallel_for_bad_arguments)
 {
     fut_pool *pool = pool_new(1);
@@ -362,7 +396,7 @@ static Suite *group_suite(void)
     FUT_TCASE(s, "group", group_joins_children, group_bad_arguments,
               group_first_error, children_spawn_children,
               group_wait_inside_task_one_thread, group_destroy_waits);
-    FUT_TCASE(s, "parallel_for", parallel_for_covers_range,
+    FUT_TCASE(s, "parallel_for", parallel_for_covers_range, parallel_for_empty_range_on_a_worker,
               parallel_for_bad_arguments, parallel_for_first_error_skips_rest,
               parallel_for_huge_indices, parallel_for_nested_and_inside_tasks,
               refused_while_closing);
