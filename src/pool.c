@@ -64,6 +64,22 @@ static int default_threads(size_t *threads)
     return 0;
 }
 
+/* $FUT_TRACE: the first pool of the process to take its path from there
+ * writes PATH, the next ones PATH.1, PATH.2, ... in the order they were
+ * made, so that no pool's trace replaces another's. */
+static char *env_trace_path(const char *env)
+{
+    static atomic_uint pools;
+    unsigned n = atomic_fetch_add(&pools, 1);
+    if (n == 0)
+        return strdup(env);
+    size_t size = strlen(env) + 12;
+    char *path = malloc(size);
+    if (path)
+        snprintf(path, size, "%s.%u", env, n);
+    return path;
+}
+
 int fut_pool_create(fut_pool **out, const fut_pool_config *config)
 {
     if (!out)
@@ -74,9 +90,10 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     if (threads > MAX_THREADS)
         return EINVAL;
     const char *name = config && config->name ? config->name : "fut";
-    const char *trace = config && config->trace_path
-                            ? config->trace_path
-                            : secure_getenv("FUT_TRACE");
+    const char *trace = config && config->trace_path ? config->trace_path
+                                                     : NULL;
+    const char *env = config && config->trace_path ? NULL
+                                                   : secure_getenv("FUT_TRACE");
 
     int rc = ENOMEM;
     fut_pool *pool = zalloc_aligned(1, sizeof(*pool));
@@ -86,6 +103,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     if (!pool->local)
         goto free_pool;
     if (trace && *trace && !(pool->trace_path = strdup(trace)))
+        goto free_pool;
+    if (env && *env && !(pool->trace_path = env_trace_path(env)))
         goto free_pool;
     if ((rc = pthread_mutex_init(&pool->pending_lock, NULL)))
         goto free_pool;

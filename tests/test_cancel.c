@@ -36,6 +36,7 @@ struct polite {
     gate g;
     int result;
     atomic_int saw;
+    fut_pool *pool; /* for the tasks that spawn */
 };
 
 static int task_polite(void *arg, void **value)
@@ -66,6 +67,53 @@ START_TEST(cancel_running_task)
     }
     ck_assert(!fut_cancel_requested());
     fut_pool_destroy(pool);
+}
+END_TEST
+
+static atomic_int body_saw_cancel, body_calls;
+
+static int note_cancel(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    (void)lo;
+    (void)hi;
+    atomic_fetch_add(&body_calls, 1);
+    if (fut_cancel_requested())
+        atomic_fetch_add(&body_saw_cancel, 1);
+    return 0;
+}
+
+/* Cancelled while it runs, then runs a parallel_for: the chunks are not
+ * the task, and fut_cancel_requested() is false inside every one of them,
+ * wherever it runs; after the loop the task sees its cancel again. */
+static int cancelled_loop(void *arg, void **value)
+{
+    struct polite *p = arg;
+    task_polite(p, value); /* arrives, waits for the gate: cancelled then */
+    int rc = fut_parallel_for(p->pool, 0, 8, 1, note_cancel, NULL);
+    if (rc == 0 && !fut_cancel_requested())
+        rc = EIO;
+    return rc;
+}
+
+START_TEST(cancel_requested_false_in_loop_body)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        struct polite p = {.result = 0, .pool = pool};
+        gate_init(&p.g);
+        atomic_store(&body_saw_cancel, 0);
+        atomic_store(&body_calls, 0);
+        fut_future *f = fut_spawn(pool, cancelled_loop, &p);
+        gate_wait_arrived(&p.g, 1);
+        ck_assert_int_eq(fut_cancel(f), EBUSY);
+        gate_open(&p.g);
+        ck_assert_int_eq(fut_await(f, NULL), 0);
+        ck_assert_int_eq(atomic_load(&body_calls), 8);
+        ck_assert_int_eq(atomic_load(&body_saw_cancel), 0);
+        fut_release(f);
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
 }
 END_TEST
 
@@ -217,7 +265,8 @@ static Suite *cancel_suite(void)
     Suite *s = suite_create("cancel");
     FUT_TCASE(s, "outcomes", cancel_queued_task, cancel_running_task,
               continuation_of_cancelled_input, cancel_then_cancels_its_input,
-              cancel_long_chain, cancel_all_leaves_inputs, cancel_stats);
+              cancel_long_chain, cancel_all_leaves_inputs, cancel_stats,
+              cancel_requested_false_in_loop_body);
     FUT_TCASE(s, "races", cancel_races_start);
     return s;
 }

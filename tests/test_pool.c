@@ -321,6 +321,65 @@ START_TEST(many_pools)
 }
 END_TEST
 
+struct steal_me {
+    fut_pool *pool;
+    gate child_ran; /* opened by the child */
+};
+
+static int open_gate(void *arg, void **value)
+{
+    (void)value;
+    gate_open(arg);
+    return 0;
+}
+
+/* Queues a child on its own worker's queue, then blocks that worker
+ * (not in a fut wait, which would run the child itself) until the child
+ * has run: only another worker, stealing it, can run it. */
+static int parent_blocks(void *arg, void **value)
+{
+    struct steal_me *s = arg;
+    fut_future *c = fut_spawn(s->pool, open_gate, &s->child_ran);
+    pthread_mutex_lock(&s->child_ran.lock);
+    while (!s->child_ran.open)
+        pthread_cond_wait(&s->child_ran.cv, &s->child_ran.lock);
+    pthread_mutex_unlock(&s->child_ran.lock);
+    *value = NULL;
+    int rc = fut_await(c, NULL);
+    fut_release(c);
+    return rc;
+}
+
+/* `stolen` counts the units a worker took from another worker's queue:
+ * exactly the one child here; none when the parent awaits its children on
+ * one thread (it runs them itself), nor for work queued from outside. */
+START_TEST(stats_count_steals)
+{
+    fut_pool *pool = pool_new(2);
+    struct steal_me s = {.pool = pool};
+    gate_init(&s.child_ran);
+    fut_future *f = fut_spawn(pool, parent_blocks, &s);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    fut_release(f);
+    fut_pool_stats st;
+    ck_assert_int_eq(fut_pool_stats_get(pool, &st), 0);
+    ck_assert_uint_eq(st.spawned, 2);
+    ck_assert_uint_eq(st.stolen, 1);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+
+    pool = pool_new(1);
+    fut_future *fs[20];
+    for (int i = 0; i < 20; i++)
+        fs[i] = fut_spawn(pool, task_value, NULL);
+    ck_assert_int_eq(fut_join_all(fs, 20), 0);
+    for (int i = 0; i < 20; i++)
+        fut_release(fs[i]);
+    ck_assert_int_eq(fut_pool_stats_get(pool, &st), 0);
+    ck_assert_uint_eq(st.stolen, 0);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -328,7 +387,7 @@ static Suite *pool_suite(void)
               destroy_from_own_worker, destroy_from_other_pool);
     FUT_TCASE(s, "workers", workers_are_named, worker_index);
     FUT_TCASE(s, "stats", stats_add_up, stats_count_queued,
-              stats_count_continuations);
+              stats_count_continuations, stats_count_steals);
     FUT_TCASE(s, "names", names_set_before_create_returns);
     FUT_TCASE(s, "size", size_from_environment);
     return s;

@@ -234,12 +234,62 @@ START_TEST(names_keep_utf8)
 }
 END_TEST
 
+/* A name longer than a thread name's 15 bytes is cut, in the trace's
+ * lanes too, before the character the cut would split, never inside it. */
+START_TEST(long_utf8_name_cut_whole)
+{
+    const char *json = trace_of_pool_named("abcdefghijklmn\xc3\xa9xyz");
+    ck_assert_ptr_nonnull(strstr(json, "\"name\":\"abcdefghijklmn-0\""));
+    ck_assert_ptr_null(strstr(json, "?"));
+    ck_assert_ptr_null(strstr(json, "\xc3\""));
+}
+END_TEST
+
+/* Several pools tracing to $FUT_TRACE: each writes its own file (the first
+ * made writes the path, the next ones PATH.1, PATH.2, ...), so none
+ * replaces another's trace. */
+START_TEST(trace_environment_several_pools)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    temp_file(path);
+    unlink(path);
+    setenv("FUT_TRACE", path, 1);
+    fut_pool *a, *b;
+    fut_pool_config ca = {.threads = 1, .name = "first"};
+    fut_pool_config cb = {.threads = 1, .name = "second"};
+    ck_assert_int_eq(fut_pool_create(&a, &ca), 0);
+    ck_assert_int_eq(fut_pool_create(&b, &cb), 0);
+    unsetenv("FUT_TRACE");
+    run_traced(a);
+    run_traced(b);
+    int found = 0, first = 0, second = 0;
+    for (int n = 0; n < 10; n++) { /* earlier pools of this process: n > 0 */
+        char name[64];
+        if (n == 0)
+            snprintf(name, sizeof(name), "%s", path);
+        else
+            snprintf(name, sizeof(name), "%s.%d", path, n);
+        if (access(name, F_OK) != 0)
+            continue;
+        found++;
+        const char *json = read_file(name);
+        first += strstr(json, "\"name\":\"first-0\"") != NULL;
+        second += strstr(json, "\"name\":\"second-0\"") != NULL;
+        unlink(name);
+    }
+    ck_assert_int_eq(found, 2);
+    ck_assert_int_eq(first, 1);
+    ck_assert_int_eq(second, 1);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
     FUT_TCASE(s, "trace", trace_from_config, trace_groups_and_loops,
               trace_grows_names_addresses_and_timeouts, trace_from_environment,
-              unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8);
+              unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8,
+              long_utf8_name_cut_whole, trace_environment_several_pools);
     return s;
 }
 

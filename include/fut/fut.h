@@ -105,7 +105,9 @@ typedef struct fut_pool_config {
                                process may run on (fut_pool_create)      */
     const char *name;       /* worker thread name prefix; NULL: "fut"    */
     const char *trace_path; /* Chrome trace JSON written at destroy;
-                               NULL: taken from $FUT_TRACE, else none    */
+                               NULL: taken from $FUT_TRACE (the first
+                               pool made so writes that file, the next
+                               ones FILE.1, FILE.2, ...), else none      */
 } fut_pool_config;
 
 /** Counters of a pool, exact once the pool is idle. A unit of work is a
