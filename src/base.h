@@ -85,6 +85,7 @@ enum fut_hook {
     FUT_HOOK_THEN_READY,   /* a continuation's input succeeded; c not claimed */
     FUT_HOOK_CANCEL_CLAIM, /* fut_cancel is about to claim f                  */
     FUT_HOOK_POOL_CLOSED,  /* destroy: closed, continuations not cancelled    */
+    FUT_HOOK_FIRE,         /* f complete, its listeners detached, not fired   */
     FUT_HOOKS
 };
 void fut__hook_set(enum fut_hook hook, void (*fn)(void *arg));

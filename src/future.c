@@ -218,6 +218,7 @@ static FUT_TLS struct {
 
 static void fire_all(fut_future *f)
 {
+    FUT_HOOK(FUT_HOOK_FIRE, f);
     fut_listener *l = f->listeners; /* detached: ours alone */
     f->listeners = NULL;
     while (l) {

@@ -22,7 +22,7 @@ int fut__fault_sites(void);
 const char *fut__fault_site(int site, int *line);
 long fut__fault_live(void);
 /* src/base.h's test hooks, by number (enum fut_hook there) */
-enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED };
+enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED, HOOK_FIRE };
 void fut__hook_set(int hook, void (*fn)(void *arg));
 #ifdef FUT_CHECKED
 int fut__checked(int rc, int allowed, const char *call, const char *file,
@@ -504,6 +504,99 @@ START_TEST(then_refused_once_closed)
 }
 END_TEST
 
+/* A hook that holds a completion between "complete, listeners detached"
+ * and "fired" for 200 ms, once. */
+static gate fire_reached;
+static void slow_fire(void *f)
+{
+    (void)f;
+    fut__hook_set(HOOK_FIRE, NULL);
+    pthread_mutex_lock(&fire_reached.lock);
+    fire_reached.arrived++;
+    pthread_cond_broadcast(&fire_reached.cv);
+    pthread_mutex_unlock(&fire_reached.lock);
+    usleep(200 * 1000);
+}
+
+struct timed_waiter {
+    fut_future *f;
+    gate arrived;
+};
+
+static int await_for_100ms(void *arg, void **value)
+{
+    struct timed_waiter *t = arg;
+    pthread_mutex_lock(&t->arrived.lock);
+    t->arrived.arrived++;
+    pthread_cond_broadcast(&t->arrived.cv);
+    pthread_mutex_unlock(&t->arrived.lock);
+    return fut_await_for(t->f, 100, value);
+}
+
+/* A worker's timed wait runs out while the completion it listens to is
+ * on its way (complete, listeners detached, not fired yet): it cannot
+ * take its listener back, so it waits for that fire before it returns
+ * (its listener lives in its stack frame), and reports the value. */
+START_TEST(timed_wait_outlasts_a_fire_on_its_way)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    struct timed_waiter t;
+    gate_init(&t.arrived);
+    gate_init(&fire_reached);
+    ck_assert_int_eq(fut_promise_create(pool, &p, &t.f), 0);
+    fut_future *task = fut_spawn(pool, await_for_100ms, &t);
+    gate_wait_arrived(&t.arrived, 1);
+    usleep(30 * 1000); /* the task listens by now; its limit is 70 ms off */
+    fut__hook_set(HOOK_FIRE, slow_fire);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)6), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(task, &v), 0);
+    ck_assert_ptr_eq(v, (void *)6);
+    ck_assert_int_eq(fire_reached.arrived, 1);
+    fut_release(task);
+    fut_release(t.f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+static fut_promise *late_promise;
+static void *resolve_late(void *arg)
+{
+    (void)arg;
+    fut_promise_resolve(late_promise, (void *)8);
+    return NULL;
+}
+
+/* Destroy finds a continuation still listening to its input, but the
+ * input is completing on another thread at that moment (listeners
+ * detached, not fired): destroy cannot take the listener back and leaves
+ * it to the fire, which finds the pool closed and cancels the
+ * continuation. Its function never runs; destroy returns. */
+START_TEST(destroy_meets_a_fire_on_its_way)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *in;
+    atomic_int ran = 0;
+    gate_init(&fire_reached);
+    ck_assert_int_eq(fut_promise_create(pool, &late_promise, &in), 0);
+    fut_future *c = fut_then(fut_retain(in), then_count, &ran);
+    fut__hook_set(HOOK_FIRE, slow_fire);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, resolve_late, NULL), 0);
+    gate_wait_arrived(&fire_reached, 1); /* held in the hook for 200 ms */
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(fut_await(c, NULL), ECANCELED);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(in, &v), 0);
+    ck_assert_ptr_eq(v, (void *)8);
+    fut_release(c);
+    fut_release(in);
+}
+END_TEST
+
 #ifdef FUT_CHECKED
 /* The checked build: a pthread call's failure (EINVAL from a lock, as
  * corrupted memory would give) stops the program, with a message on
@@ -534,7 +627,9 @@ static Suite *faults_suite(void)
     suite_add_tcase(s, checked);
 #endif
     FUT_TCASE(s, "hooks", cancel_loses_claim_to_resolve,
-              then_cancelled_before_queued, then_refused_once_closed);
+              then_cancelled_before_queued, then_refused_once_closed,
+              timed_wait_outlasts_a_fire_on_its_way,
+              destroy_meets_a_fire_on_its_way);
     return s;
 }
 
