@@ -361,7 +361,27 @@ static int call(fut_future *f, void **value)
 {
     if (f->kind == KIND_TASK)
         return f->fn.task(f->arg, value);
+    if (f->flags & (FLAG_ON_ERROR | FLAG_ON_ANY))
+        return f->fn.recover(f->arg, f->input->error, f->input->value, value);
     return f->fn.then(f->arg, f->input->value, value);
+}
+
+/* The function a unit runs, for the trace. */
+static fut_fn unit_fn(const fut_future *f)
+{
+    if (f->kind == KIND_TASK)
+        return (fut_fn)f->fn.task;
+    if (f->flags & (FLAG_ON_ERROR | FLAG_ON_ANY))
+        return (fut_fn)f->fn.recover;
+    return (fut_fn)f->fn.then;
+}
+
+/* Whether continuation c runs after an input that ended with error. */
+static bool runs_after(const fut_future *c, int error)
+{
+    if (c->flags & FLAG_ON_ANY)
+        return true;
+    return c->flags & FLAG_ON_ERROR ? error != 0 : error == 0;
 }
 
 /* call(), timed into the trace; out of the way of the untraced path,
@@ -371,9 +391,7 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 {
     uint64_t start = fut__now_ns();
     int error = call(f, value);
-    fut__trace_record(
-        lane, f->kind == KIND_TASK ? (fut_fn)f->fn.task : (fut_fn)f->fn.then,
-        f->kind, start, fut__now_ns());
+    fut__trace_record(lane, unit_fn(f), f->kind, start, fut__now_ns());
     return error;
 }
 
@@ -577,49 +595,64 @@ static void then_fire(fut_listener *l, fut_future *in)
 {
     fut_future *c = CONTAINER(l, fut_future, node);
     int error = in->error;
-    bool orphan = c->flags & FLAG_ORPHAN;
+    bool orphan = c->flags & FLAG_ORPHAN, runs = runs_after(c, error);
     if (c->flags & FLAG_LISTED)
         fut__pending_remove(c->pool, c);
-    if (!orphan && !error) {
+    if (!orphan && runs) {
         then_ready(c);
         return;
     }
     if (claim(c, PHASE_WAITING)) {
-        if (!error)
+        if (runs)
             error = ESHUTDOWN; /* orphan: it would have had to run */
         if (!orphan)
             fut__stat_add(c->pool, STAT_CANCELLED, 1);
-        complete(c, NULL, error, false);
+        /* it does not run: the input's outcome passes through */
+        complete(c, error ? NULL : in->value, error, false);
     }
     drop_task_ref(c);
 }
 
-fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
+/* fut_then, fut_catch and fut_finally: a continuation of f that runs
+ * fn (set by the caller through *fn) when runs_after() says so. */
+static fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
+                                void *arg, fut_future **made)
 {
+    *made = NULL;
     if (!f)
         return &s_einval;
-    if (!fn) {
+    if (no_fn) {
         fut_release(f);
         return &s_einval;
     }
     fut_pool *pool = f->pool; /* f may be gone once c is listening */
     bool listed =
         f->kind == KIND_PLAIN || f->kind == KIND_ALL || f->kind == KIND_TIMEOUT;
-    fut_future *c = future_new(pool, KIND_THEN, listed ? FLAG_LISTED : 0, 0,
+    fut_future *c = future_new(pool, KIND_THEN,
+                               (listed ? FLAG_LISTED : 0) | how, 0,
                                2); /* + task ref */
     if (!c) {
         fut_release(f);
         return &s_enomem;
     }
-    c->fn.then = fn;
     c->arg = arg;
     c->input = f;
     c->node.fire = then_fire;
     c->work.run = run_unit;
+    *made = c;
+    return c;
+}
+
+/* Starts continuation c (its fn set): runs it here when its input has no
+ * pool, else listens to the input. */
+static fut_future *then_start(fut_future *c)
+{
+    fut_future *f = c->input;
+    fut_pool *pool = c->pool;
     if (!pool) { /* no pool: f is complete; run here */
         claim_to(c, PHASE_WAITING, PHASE_RUNNING);
-        if (f->error) {
-            complete(c, NULL, f->error, false);
+        if (!runs_after(c, f->error)) {
+            complete(c, f->error ? NULL : f->value, f->error, false);
             drop_task_ref(c);
         } else {
             execute(c);
@@ -635,7 +668,7 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
         outside = false;
     } else {
         fut__stat_add(pool, STAT_SPAWNED, 1);
-        if (listed)
+        if (c->flags & FLAG_LISTED)
             fut__pending_add(pool, c);
     }
     if (!fut__listen(f, &c->node))
@@ -643,6 +676,33 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
     if (outside)
         fut__sched_leave(&pool->sched);
     return c;
+}
+
+fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
+{
+    fut_future *c, *r = continuation(f, !fn, 0, arg, &c);
+    if (!c)
+        return r;
+    c->fn.then = fn;
+    return then_start(c);
+}
+
+fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg)
+{
+    fut_future *c, *r = continuation(f, !fn, FLAG_ON_ERROR, arg, &c);
+    if (!c)
+        return r;
+    c->fn.recover = fn;
+    return then_start(c);
+}
+
+fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg)
+{
+    fut_future *c, *r = continuation(f, !fn, FLAG_ON_ANY, arg, &c);
+    if (!c)
+        return r;
+    c->fn.recover = fn;
+    return then_start(c);
 }
 
 /* ---- fut_sleep and fut_timeout ---------------------------------------- */

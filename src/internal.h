@@ -74,6 +74,9 @@ enum fut_flag {
                         promise, fut_all, a timeout): kept on the pool's
                         pending list while it waits                   */
     FLAG_TRACED = 4, /* SLEEP/TIMEOUT: `armed` is kept, for traces     */
+    FLAG_ON_ERROR = 8, /* THEN of fut_catch: runs fn.recover when the input
+                          failed; a success passes through            */
+    FLAG_ON_ANY = 16,  /* THEN of fut_finally: runs fn.recover always  */
 };
 
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
@@ -100,6 +103,7 @@ struct fut_future {
     union { /* TASK, THEN: set at creation */
         fut_task_fn task;
         fut_then_fn then;
+        fut_recover_fn recover; /* THEN with ON_ERROR or ON_ANY */
         uint64_t armed; /* SLEEP, TIMEOUT when traced: when added     */
     } fn;
     void *arg;                 /* TASK, THEN */

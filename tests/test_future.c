@@ -432,6 +432,195 @@ START_TEST(strerror_names_codes)
 }
 END_TEST
 
+/* ---- Recovery: fut_catch and fut_finally -------------------------------- */
+
+static atomic_int recover_calls;
+static atomic_int recover_error; /* the error the last call saw */
+
+/* Recovers: the value is arg; records the error it saw. */
+static int recover_with(void *arg, int error, void *input, void **value)
+{
+    atomic_fetch_add(&recover_calls, 1);
+    atomic_store(&recover_error, error);
+    *value = error ? arg : input;
+    return 0;
+}
+
+/* Fails again with the error at arg (a finally keeping the outcome when
+ * arg is NULL). */
+static int fail_again(void *arg, int error, void *input, void **value)
+{
+    atomic_fetch_add(&recover_calls, 1);
+    atomic_store(&recover_error, error);
+    *value = input;
+    return arg ? (int)(intptr_t)arg : error;
+}
+
+static void recover_reset(void)
+{
+    atomic_store(&recover_calls, 0);
+    atomic_store(&recover_error, -1);
+}
+
+/* fut_catch runs on failure only: it recovers with a value or fails
+ * again with its own error; a success passes through without calling it. */
+START_TEST(catch_recovers_or_fails_again)
+{
+    fut_pool *pool = pool_new(2);
+    void *v;
+    recover_reset();
+    fut_future *f = fut_catch(fut_spawn(pool, task_fail, (void *)EIO),
+                              recover_with, (void *)42);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)42);
+    ck_assert_int_eq(atomic_load(&recover_error), EIO);
+    fut_release(f);
+
+    f = fut_catch(fut_spawn(pool, task_fail, (void *)EIO), fail_again,
+                  (void *)ENOENT);
+    ck_assert_int_eq(fut_await(f, &v), ENOENT);
+    ck_assert_ptr_null(v);
+    fut_release(f);
+    ck_assert_int_eq(atomic_load(&recover_calls), 2);
+
+    f = fut_catch(fut_spawn(pool, task_value, (void *)7), recover_with, NULL);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)7);
+    ck_assert_int_eq(atomic_load(&recover_calls), 2); /* not called */
+    fut_release(f);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* fut_finally runs on every outcome and its result is the outcome. */
+START_TEST(finally_runs_on_any_outcome)
+{
+    fut_pool *pool = pool_new(2);
+    void *v;
+    recover_reset();
+    fut_future *f = fut_finally(fut_spawn(pool, task_value, (void *)3),
+                                fail_again, NULL); /* keeps the outcome */
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)3);
+    ck_assert_int_eq(atomic_load(&recover_error), 0);
+    fut_release(f);
+    f = fut_finally(fut_spawn(pool, task_fail, (void *)EIO), fail_again, NULL);
+    ck_assert_int_eq(fut_await(f, &v), EIO);
+    ck_assert_int_eq(atomic_load(&recover_error), EIO);
+    fut_release(f);
+    f = fut_finally(fut_spawn(pool, task_fail, (void *)EIO), recover_with,
+                    (void *)9);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)9);
+    fut_release(f);
+    ck_assert_int_eq(atomic_load(&recover_calls), 3);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* The errors fut itself gives are recoverable too: a timeout that fired,
+ * a promise rejected, a cancelled input. A then after a failure is
+ * skipped and a catch further down the chain still recovers. */
+START_TEST(catch_sees_timeouts_cancels_and_chains)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    fut_future *pf;
+    void *v;
+    recover_reset();
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_future *f = fut_catch(fut_timeout(fut_retain(pf), 5), recover_with,
+                              (void *)1);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)1);
+    ck_assert_int_eq(atomic_load(&recover_error), ETIMEDOUT);
+    fut_release(f);
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), EALREADY); /* cancelled */
+    fut_release(pf);
+
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    f = fut_then(fut_catch(fut_then(pf, then_add, (void *)1), recover_with,
+                           (void *)10),
+                 then_add, (void *)5);
+    ck_assert_int_eq(fut_promise_reject(p, EPIPE), 0);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)15); /* recovered with 10, then + 5 */
+    ck_assert_int_eq(atomic_load(&recover_error), EPIPE);
+    fut_release(f);
+
+    gate g; /* the only worker held: the next task stays queued */
+    gate_init(&g);
+    fut_future *blocker = fut_spawn(pool, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    fut_future *queued = fut_spawn(pool, task_value, NULL);
+    f = fut_catch(fut_retain(queued), recover_with, (void *)2);
+    ck_assert_int_eq(fut_cancel(queued), 0);
+    gate_open(&g);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)2);
+    ck_assert_int_eq(atomic_load(&recover_error), ECANCELED);
+    fut_release(f);
+    fut_release(queued);
+    fut_release(blocker);
+    ck_assert_int_eq(atomic_load(&recover_calls), 3);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Cancelling a catch before its input completes cancels the input too,
+ * like any continuation; one still waiting at destroy on an unkept
+ * promise fails with ECANCELED; on a future with no pool it runs here;
+ * one made after destroy that would have to run gives ESHUTDOWN. */
+START_TEST(catch_cancel_destroy_and_no_pool)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p, *q;
+    fut_future *pf, *qf;
+    recover_reset();
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_future *f = fut_catch(fut_retain(pf), recover_with, NULL);
+    ck_assert_int_eq(fut_cancel(f), 0);
+    ck_assert_int_eq(fut_await(f, NULL), ECANCELED);
+    ck_assert_int_eq(fut_await(pf, NULL), ECANCELED);
+    ck_assert_int_eq(fut_promise_reject(p, EIO), EALREADY);
+    fut_release(f);
+    fut_release(pf);
+
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    ck_assert_int_eq(fut_promise_create(pool, &q, &qf), 0);
+    f = fut_finally(fut_retain(pf), recover_with, NULL);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    ck_assert_int_eq(fut_await(f, NULL), ECANCELED);
+    fut_release(f);
+    /* after destroy: a catch that would have to run cannot (ESHUTDOWN);
+     * a success passes through */
+    f = fut_catch(fut_retain(qf), recover_with, NULL);
+    ck_assert_int_eq(fut_promise_reject(q, EIO), 0);
+    ck_assert_int_eq(fut_await(f, NULL), ESHUTDOWN);
+    fut_release(f);
+    f = fut_catch(fut_retain(pf), recover_with, NULL);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)4), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)4);
+    fut_release(f);
+    fut_release(pf);
+    fut_release(qf);
+    ck_assert_int_eq(atomic_load(&recover_calls), 0);
+
+    /* a failed future with no pool: fn runs here, at once */
+    f = fut_catch(fut_spawn(NULL, task_value, NULL), recover_with, (void *)8);
+    ck_assert(fut_is_ready(f));
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)8);
+    ck_assert_int_eq(atomic_load(&recover_error), EINVAL);
+    fut_release(f);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
     Suite *s = suite_create("future");
@@ -441,6 +630,10 @@ static Suite *future_suite(void)
     FUT_TCASE(s, "then", then_chains, failure_flows_forward,
               continuations_run_on_input_pool, long_failing_chain,
               long_chain_runs);
+    FUT_TCASE(s, "recovery", catch_recovers_or_fails_again,
+              finally_runs_on_any_outcome,
+              catch_sees_timeouts_cancels_and_chains,
+              catch_cancel_destroy_and_no_pool);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
               all_releases_inputs_early, await_any_lowest_ready);
     FUT_TCASE(s, "threads", many_awaiters_see_the_same,

@@ -83,6 +83,22 @@ static int c_then_null(void)
 {
     return await_rc(fut_then(NULL, then_add, NULL));
 }
+static int c_catch_null(void)
+{
+    return await_rc(fut_catch(NULL, NULL, NULL));
+}
+static int c_catch_null_fn(void)
+{
+    return await_rc(fut_catch(fut_retain(ok_future), NULL, NULL));
+}
+static int c_finally_null(void)
+{
+    return await_rc(fut_finally(NULL, NULL, NULL));
+}
+static int c_finally_null_fn(void)
+{
+    return await_rc(fut_finally(fut_retain(ok_future), NULL, NULL));
+}
 static int c_then_null_fn(void)
 {
     return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
@@ -294,6 +310,10 @@ static const struct {
     {"sleep(UINT64_MAX), cancelled", c_sleep_huge_cancelled, ECANCELED},
     {"then(NULL)", c_then_null, EINVAL},
     {"then(_, NULL fn)", c_then_null_fn, EINVAL},
+    {"catch(NULL)", c_catch_null, EINVAL},
+    {"catch(_, NULL fn)", c_catch_null_fn, EINVAL},
+    {"finally(NULL)", c_finally_null, EINVAL},
+    {"finally(_, NULL fn)", c_finally_null_fn, EINVAL},
     {"timeout(NULL)", c_timeout_null, EINVAL},
     {"timeout(_, UINT64_MAX)", c_timeout_huge, 0},
     {"all(NULL, 5)", c_all_null_array, EINVAL},

@@ -90,6 +90,11 @@ typedef struct fut_group fut_group;
 typedef int (*fut_task_fn)(void *arg, void **value);
 /** A continuation: receives the value of the future it follows. */
 typedef int (*fut_then_fn)(void *arg, void *input, void **value);
+/** A recovery (fut_catch, fut_finally): receives the outcome of the future
+ * it follows, its error (0 when it succeeded) and its value (NULL when it
+ * failed). Stores its own value in *value and returns 0, or returns an
+ * error code. */
+typedef int (*fut_recover_fn)(void *arg, int error, void *input, void **value);
 /** A loop body for fut_parallel_for: handles indices [begin, end) and
  * returns 0, or an error code that stops the loop. */
 typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
@@ -202,6 +207,33 @@ FUT_API fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg);
  * for f). Never blocks.
  */
 FUT_API fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg);
+
+/**
+ * Consumes f and returns a future that recovers from f's failure: when f
+ * fails (with any error: a task's own, ECANCELED, ETIMEDOUT, EPIPE from a
+ * rejected promise, ...), fn(arg, error, NULL, &value) runs on f's pool
+ * and its result is the new future's outcome (return 0 to recover with
+ * *value, or an error to fail again). When f succeeds, fn does not run and
+ * f's value passes through. It is fut_then's mirror: like folly's
+ * thenError, or matching Err in Rust. Otherwise as fut_then: f with no
+ * pool runs fn here; errors carried: EINVAL (f or fn NULL; f is still
+ * consumed), ENOMEM, ESHUTDOWN (fn would have had to run on a pool that is
+ * shutting down or gone, and the caller is not one of its workers),
+ * ECANCELED (cancelled before it ran, or its pool was destroyed while it
+ * waited for f). Cancelling it cancels f. Never blocks.
+ */
+FUT_API fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg);
+
+/**
+ * Consumes f and returns a future for fn(arg, error, value, &value_out),
+ * run on f's pool once f has completed, whatever its outcome (error 0 and
+ * f's value, or f's error and NULL); fn's result is the new future's
+ * outcome (to keep f's, return error and store value). Like folly's
+ * thenTry, or a match on a Result in Rust: a cleanup or a fallback that
+ * must run either way. Errors carried and cancellation as fut_catch.
+ * Never blocks.
+ */
+FUT_API fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg);
 
 /**
  * Returns a future that completes with a NULL value ms milliseconds from
