@@ -823,11 +823,27 @@ static struct all_state *all_state(fut_future *f)
     return (struct all_state *)(void *)((char *)f + ALL_OFFSET);
 }
 
+/* fut_any: the first input to complete wins; the others may be
+ * cancelled. Our count of `remaining` keeps `all` alive meanwhile. */
+static void any_fire(fut_future *all, struct all_state *st, size_t index)
+{
+    if (!claim(all, PHASE_WAITING))
+        return; /* another input won, or fut_any was cancelled */
+    complete(all, (void *)(uintptr_t)index, 0, false);
+    if (all->flags & FLAG_CANCEL_REST)
+        for (size_t i = 0; i < st->n; i++)
+            if (i != index)
+                fut_cancel(st->in[i]);
+}
+
 static void all_fire(fut_listener *l, fut_future *in)
 {
     (void)in;
-    fut_future *all = ((struct all_node *)l)->all;
+    struct all_node *node = (struct all_node *)l;
+    fut_future *all = node->all;
     struct all_state *st = all_state(all);
+    if (all->flags & FLAG_FIRST)
+        any_fire(all, st, (size_t)(node - st->nodes));
     FUT_HAPPENS_BEFORE(&st->remaining);
     if (atomic_fetch_sub_explicit(&st->remaining, 1, memory_order_acq_rel) != 1)
         return;
@@ -836,14 +852,15 @@ static void all_fire(fut_listener *l, fut_future *in)
     int error = 0;
     for (size_t i = 0; i < st->n && !error; i++)
         error = st->in[i]->error;
-    if (claim(all, PHASE_WAITING))
+    if (!(all->flags & FLAG_FIRST) && claim(all, PHASE_WAITING))
         complete(all, NULL, error, false);
     for (size_t i = 0; i < st->n; i++)
         fut_release(st->in[i]);
     fut_release(all); /* the task reference */
 }
 
-fut_future *fut_all(fut_future *const futs[], size_t n)
+/* fut_all and fut_any (how: 0, or FLAG_FIRST and maybe FLAG_CANCEL_REST). */
+static fut_future *combine(fut_future *const futs[], size_t n, unsigned char how)
 {
     if (n && !futs)
         return &s_einval;
@@ -859,9 +876,9 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
             pool = futs[i]->pool;
     }
     if (n == 0)
-        return &s_empty;
+        return how ? &s_einval : &s_empty;
     size_t bytes = sizeof(struct all_state) + n * per;
-    fut_future *all = future_new(pool, KIND_ALL, 0, bytes, 2); /* + task */
+    fut_future *all = future_new(pool, KIND_ALL, how, bytes, 2); /* + task */
     if (!all)
         return &s_enomem;
     struct all_state *st = all_state(all);
@@ -881,6 +898,17 @@ fut_future *fut_all(fut_future *const futs[], size_t n)
         if (!fut__listen(st->in[i], &st->nodes[i].l))
             all_fire(&st->nodes[i].l, st->in[i]);
     return all;
+}
+
+fut_future *fut_all(fut_future *const futs[], size_t n)
+{
+    return combine(futs, n, 0);
+}
+
+fut_future *fut_any(fut_future *const futs[], size_t n, bool cancel_rest)
+{
+    return combine(futs, n,
+                   FLAG_FIRST | (cancel_rest ? FLAG_CANCEL_REST : 0));
 }
 
 /* ---- Cancellation ------------------------------------------------------ */

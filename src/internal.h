@@ -62,7 +62,7 @@ enum fut_kind {
     KIND_PLAIN,   /* completed on creation, or by a promise       */
     KIND_TASK,    /* fut_spawn                                   */
     KIND_THEN,    /* fut_then                                    */
-    KIND_ALL,     /* fut_all                                     */
+    KIND_ALL,     /* fut_all, fut_any                            */
     KIND_SLEEP,   /* fut_sleep: completed by its timer           */
     KIND_TIMEOUT, /* fut_timeout: its input's outcome, or ETIMEDOUT */
 };
@@ -77,6 +77,8 @@ enum fut_flag {
     FLAG_ON_ERROR = 8, /* THEN of fut_catch: runs fn.recover when the input
                           failed; a success passes through            */
     FLAG_ON_ANY = 16,  /* THEN of fut_finally: runs fn.recover always  */
+    FLAG_FIRST = 32,       /* ALL of fut_any: completes at the first fire */
+    FLAG_CANCEL_REST = 64, /* ALL of fut_any: then cancels the others    */
 };
 
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a

@@ -621,6 +621,113 @@ START_TEST(catch_cancel_destroy_and_no_pool)
 }
 END_TEST
 
+/* ---- fut_any ------------------------------------------------------------ */
+
+/* The error of f, which is then released. */
+static int await_rc(fut_future *f)
+{
+    int rc = fut_await(f, NULL);
+    fut_release(f);
+    return rc;
+}
+
+static size_t index_of_value(void *v)
+{
+    return (size_t)(uintptr_t)v;
+}
+
+/* The first input to complete wins, failed or not; its index is the
+ * value; the others keep running unless asked to be cancelled. */
+START_TEST(any_first_to_complete_wins)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p[3];
+    fut_future *in[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(fut_promise_create(pool, &p[i], &in[i]), 0);
+    fut_future *first = fut_any(in, 3, false);
+    ck_assert(!fut_is_ready(first));
+    ck_assert_int_eq(fut_promise_reject(p[1], EIO), 0); /* a failure wins too */
+    void *v;
+    ck_assert_int_eq(fut_await(first, &v), 0);
+    ck_assert_uint_eq(index_of_value(v), 1);
+    ck_assert_int_eq(fut_await(in[1], NULL), EIO);
+    ck_assert(!fut_is_ready(in[0]) && !fut_is_ready(in[2]));
+    fut_release(first); /* the inputs stay held until they complete */
+    ck_assert_int_eq(fut_promise_resolve(p[0], (void *)1), 0);
+    ck_assert_int_eq(fut_promise_resolve(p[2], (void *)2), 0);
+    for (int i = 0; i < 3; i++)
+        fut_release(in[i]);
+
+    /* complete already: the lowest such index wins at once */
+    fut_future *done[3] = {fut_sleep(pool, 60000), fut_spawn(pool, task_value, NULL),
+                           fut_spawn(pool, task_value, NULL)};
+    ck_assert_int_eq(fut_await(done[2], NULL), 0);
+    ck_assert_int_eq(fut_await(done[1], NULL), 0);
+    first = fut_any(done, 3, true); /* and cancels the long sleep */
+    ck_assert(fut_is_ready(first));
+    ck_assert_int_eq(fut_await(first, &v), 0);
+    ck_assert_uint_eq(index_of_value(v), 1);
+    ck_assert_int_eq(fut_await(done[0], NULL), ECANCELED);
+    fut_release(first);
+    for (int i = 0; i < 3; i++)
+        fut_release(done[i]);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0); /* no sleep left to wait for */
+}
+END_TEST
+
+static int wait_cancel(void *arg, void **value)
+{
+    gate *g = arg;
+    task_gate(g, value);
+    return fut_cancel_requested() ? ECANCELED : 0;
+}
+
+/* cancel_rest: queued losers never run, running ones see the cancel;
+ * bad arguments; cancelling fut_any leaves the inputs alone; a
+ * continuation on it gets the index. */
+START_TEST(any_cancels_the_rest_and_arguments)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    fut_promise *p;
+    fut_future *in[3];
+    in[0] = fut_spawn(pool, wait_cancel, &g); /* runs, held at the gate */
+    gate_wait_arrived(&g, 1);
+    in[1] = fut_spawn(pool, task_value, NULL); /* queued behind it */
+    ck_assert_int_eq(fut_promise_create(pool, &p, &in[2]), 0);
+    fut_future *first = fut_then(fut_any(in, 3, true), then_add, (void *)10);
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)5), 0);
+    gate_open(&g);
+    void *v;
+    ck_assert_int_eq(fut_await(first, &v), 0);
+    ck_assert_uint_eq(index_of_value(v), 12); /* index 2, + 10 */
+    ck_assert_int_eq(fut_await(in[0], NULL), ECANCELED); /* saw it */
+    ck_assert_int_eq(fut_await(in[1], NULL), ECANCELED); /* never ran */
+    fut_release(first);
+    for (int i = 0; i < 3; i++)
+        fut_release(in[i]);
+
+    ck_assert_int_eq(await_rc(fut_any(NULL, 1, false)), EINVAL);
+    ck_assert_int_eq(await_rc(fut_any(in, 0, false)), EINVAL);
+    fut_future *none[1] = {NULL};
+    ck_assert_int_eq(await_rc(fut_any(none, 1, false)), EINVAL);
+
+    ck_assert_int_eq(fut_promise_create(pool, &p, &in[0]), 0);
+    first = fut_any(in, 1, true);
+    ck_assert_int_eq(fut_cancel(first), 0);
+    ck_assert_int_eq(fut_await(first, NULL), ECANCELED);
+    ck_assert(!fut_is_ready(in[0])); /* left alone */
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), 0);
+    fut_release(first);
+    fut_release(in[0]);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
     Suite *s = suite_create("future");
@@ -634,6 +741,8 @@ static Suite *future_suite(void)
               finally_runs_on_any_outcome,
               catch_sees_timeouts_cancels_and_chains,
               catch_cancel_destroy_and_no_pool);
+    FUT_TCASE(s, "any", any_first_to_complete_wins,
+              any_cancels_the_rest_and_arguments);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
               all_releases_inputs_early, await_any_lowest_ready);
     FUT_TCASE(s, "threads", many_awaiters_see_the_same,

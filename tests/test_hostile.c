@@ -99,6 +99,20 @@ static int c_finally_null_fn(void)
 {
     return await_rc(fut_finally(fut_retain(ok_future), NULL, NULL));
 }
+static int c_fany_null(void)
+{
+    return await_rc(fut_any(NULL, 1, false));
+}
+static int c_fany_empty(void)
+{
+    fut_future *one[1] = {ok_future};
+    return await_rc(fut_any(one, 0, true));
+}
+static int c_fany_huge_count(void)
+{
+    fut_future *one[1] = {ok_future};
+    return await_rc(fut_any(one, SIZE_MAX, false));
+}
 static int c_then_null_fn(void)
 {
     return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
@@ -310,6 +324,9 @@ static const struct {
     {"sleep(UINT64_MAX), cancelled", c_sleep_huge_cancelled, ECANCELED},
     {"then(NULL)", c_then_null, EINVAL},
     {"then(_, NULL fn)", c_then_null_fn, EINVAL},
+    {"any(NULL, 1)", c_fany_null, EINVAL},
+    {"any(_, 0)", c_fany_empty, EINVAL},
+    {"any(1 entry, SIZE_MAX)", c_fany_huge_count, ENOMEM},
     {"catch(NULL)", c_catch_null, EINVAL},
     {"catch(_, NULL fn)", c_catch_null_fn, EINVAL},
     {"finally(NULL)", c_finally_null, EINVAL},

@@ -271,6 +271,23 @@ FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
  */
 FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
 
+/**
+ * Borrows futs[0..n-1] and returns a future that completes as soon as one
+ * of them has, whatever its outcome, with error 0 and as value the index
+ * of that input, cast to a pointer (`(size_t)(uintptr_t)value`); read the
+ * input's own outcome with fut_await(futs[index], ...), which no longer
+ * blocks. An input complete already wins at once (the lowest index among
+ * those). With cancel_rest, the other inputs are then cancelled (fut_cancel
+ * on each, as the caller would: queued work never runs, running tasks see
+ * fut_cancel_requested()). The inputs stay retained until each completes.
+ * Like tokio's select! or folly's collectAny, as a future. Errors carried:
+ * EINVAL (n == 0, futs NULL, or a NULL entry), ENOMEM (as fut_all). Its
+ * pool and a continuation's fate at destroy are fut_all's. Cancelling it
+ * leaves the inputs alone. Never blocks.
+ */
+FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
+                            bool cancel_rest);
+
 /* ---- Waiting ----------------------------------------------------------- */
 
 /**
