@@ -199,10 +199,9 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     return outcome(f, value);
 }
 
-int fut_join_all(fut_future *const futs[], size_t n)
+/* Waits until every one of futs (valid) has completed. */
+static void join_wait(fut_future *const futs[], size_t n)
 {
-    if (!valid(futs, n))
-        return EINVAL;
     size_t i, first = 0;
     while (first < n && fut__is_ready(futs[first]))
         first++; /* complete already: nothing to listen to */
@@ -212,10 +211,27 @@ int fut_join_all(fut_future *const futs[], size_t n)
         wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
         for (i = first; i < n; i++)
             fut_await(futs[i], NULL);
+}
+
+int fut_join_all(fut_future *const futs[], size_t n)
+{
+    if (!valid(futs, n))
+        return EINVAL;
+    join_wait(futs, n);
     int error = 0;
-    for (i = 0; i < n && !error; i++)
+    for (size_t i = 0; i < n && !error; i++)
         error = futs[i]->error;
     return error;
+}
+
+int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
+{
+    if (!valid(futs, n) || (n && !errors))
+        return EINVAL;
+    join_wait(futs, n);
+    for (size_t i = 0; i < n; i++)
+        errors[i] = futs[i]->error;
+    return 0;
 }
 
 int fut_await_any(fut_future *const futs[], size_t n, size_t *index)

@@ -728,6 +728,39 @@ START_TEST(any_cancels_the_rest_and_arguments)
 }
 END_TEST
 
+/* fut_join_settled waits for all, whatever their outcomes, and reports
+ * each one's error; bad arguments store nothing. */
+START_TEST(join_settled_reports_each)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    fut_future *fs[4];
+    fs[0] = fut_spawn(pool, task_value, (void *)1);
+    fs[1] = fut_spawn(pool, task_fail, (void *)EIO);
+    ck_assert_int_eq(fut_promise_create(pool, &p, &fs[2]), 0);
+    fs[3] = fut_sleep(pool, 5);
+    ck_assert_int_eq(fut_promise_reject(p, EPIPE), 0);
+    int errors[4] = {-1, -1, -1, -1};
+    ck_assert_int_eq(fut_join_settled(fs, 4, errors), 0);
+    ck_assert_int_eq(errors[0], 0);
+    ck_assert_int_eq(errors[1], EIO);
+    ck_assert_int_eq(errors[2], EPIPE);
+    ck_assert_int_eq(errors[3], 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert(fut_is_ready(fs[i]));
+    int untouched[1] = {-1};
+    ck_assert_int_eq(fut_join_settled(fs, 4, NULL), EINVAL);
+    ck_assert_int_eq(fut_join_settled(NULL, 1, untouched), EINVAL);
+    fut_future *with_null[2] = {fs[0], NULL};
+    ck_assert_int_eq(fut_join_settled(with_null, 2, untouched), EINVAL);
+    ck_assert_int_eq(untouched[0], -1);
+    ck_assert_int_eq(fut_join_settled(NULL, 0, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        fut_release(fs[i]);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
     Suite *s = suite_create("future");
@@ -742,7 +775,7 @@ static Suite *future_suite(void)
               catch_sees_timeouts_cancels_and_chains,
               catch_cancel_destroy_and_no_pool);
     FUT_TCASE(s, "any", any_first_to_complete_wins,
-              any_cancels_the_rest_and_arguments);
+              any_cancels_the_rest_and_arguments, join_settled_reports_each);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
               all_releases_inputs_early, await_any_lowest_ready);
     FUT_TCASE(s, "threads", many_awaiters_see_the_same,

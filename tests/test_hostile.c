@@ -113,6 +113,16 @@ static int c_fany_huge_count(void)
     fut_future *one[1] = {ok_future};
     return await_rc(fut_any(one, SIZE_MAX, false));
 }
+static int c_settled_null(void)
+{
+    int errors[1];
+    return fut_join_settled(NULL, 1, errors);
+}
+static int c_settled_null_errors(void)
+{
+    fut_future *one[1] = {ok_future};
+    return fut_join_settled(one, 1, NULL);
+}
 static int c_then_null_fn(void)
 {
     return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
@@ -324,6 +334,8 @@ static const struct {
     {"sleep(UINT64_MAX), cancelled", c_sleep_huge_cancelled, ECANCELED},
     {"then(NULL)", c_then_null, EINVAL},
     {"then(_, NULL fn)", c_then_null_fn, EINVAL},
+    {"join_settled(NULL, 1)", c_settled_null, EINVAL},
+    {"join_settled(_, 1, NULL)", c_settled_null_errors, EINVAL},
     {"any(NULL, 1)", c_fany_null, EINVAL},
     {"any(_, 0)", c_fany_empty, EINVAL},
     {"any(1 entry, SIZE_MAX)", c_fany_huge_count, ENOMEM},

@@ -315,6 +315,16 @@ FUT_API int fut_await_for(fut_future *f, uint64_t ms, void **value);
 FUT_API int fut_join_all(fut_future *const futs[], size_t n);
 
 /**
+ * Blocks until every one of futs[0..n-1] has completed, whatever their
+ * outcomes, and stores each one's error in errors[i] (0 for a success;
+ * read values with fut_await, which no longer blocks). Returns 0; EINVAL
+ * (futs or errors NULL with n > 0, or a NULL entry; nothing is awaited or
+ * stored). Like JavaScript's Promise.allSettled or folly's collectAll.
+ * Borrows the futures; on a worker, runs queued work meanwhile.
+ */
+FUT_API int fut_join_settled(fut_future *const futs[], size_t n, int errors[]);
+
+/**
  * Blocks until at least one of futs[0..n-1] has completed, whatever its
  * outcome, stores the lowest complete index in *index (index may be NULL)
  * and returns 0; read that future's outcome with fut_await. EINVAL (n == 0,
