@@ -38,13 +38,16 @@ static fut_future s_einval = STATIC_FUTURE(EINVAL);
 static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
 static fut_future s_empty = STATIC_FUTURE(0);
 
-static FUT_TLS fut_future *tl_current; /* the unit running here */
-static FUT_TLS bool tl_in_user;        /* inside a unit's code    */
+static FUT_TLS fut_future *tl_current;          /* the unit running here */
+static FUT_TLS const atomic_bool *tl_cancelled; /* or a child's group's  */
+static FUT_TLS bool tl_in_user;                 /* inside a unit's code  */
 
-fut_user_mark fut__user_begin(fut_future *current)
+fut_user_mark fut__user_begin(fut_future *current,
+                              const atomic_bool *cancelled)
 {
-    fut_user_mark saved = {tl_current, tl_in_user};
+    fut_user_mark saved = {tl_current, tl_cancelled, tl_in_user};
     tl_current = current;
+    tl_cancelled = cancelled;
     tl_in_user = true;
     return saved;
 }
@@ -52,6 +55,7 @@ fut_user_mark fut__user_begin(fut_future *current)
 void fut__user_end(fut_user_mark saved)
 {
     tl_current = saved.current;
+    tl_cancelled = saved.cancelled;
     tl_in_user = saved.in_user;
 }
 
@@ -400,7 +404,7 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 HOT void execute(fut_future *f)
 {
     void *value = NULL;
-    fut_user_mark saved = fut__user_begin(f);
+    fut_user_mark saved = fut__user_begin(f, NULL);
     fut_trace_lane *lane = fut__trace_lane(f->pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
@@ -456,6 +460,8 @@ bool fut__in_unit(void)
 
 bool fut_cancel_requested(void)
 {
+    if (tl_cancelled) /* a group child */
+        return atomic_load(tl_cancelled);
     if (!tl_current ||
         !(atomic_load_explicit(&tl_current->state, memory_order_relaxed) &
           F_CANCEL))

@@ -51,7 +51,10 @@ struct fut_group {
     fut_pool *pool;        /* holds a pool reference                      */
     atomic_size_t pending; /* 2 per unfinished child; 1 while the last
                               one finishes                          */
-    atomic_int error;      /* the first child error; 0 until then   */
+    atomic_int error;      /* the first child error (or ECANCELED from
+                              fut_group_cancel); 0 until then       */
+    atomic_bool cancelled; /* fut_group_cancel: children not started
+                              are skipped, spawns refused           */
     pthread_mutex_t lock;
     group_waiter *waiters; /* lock                                  */
 };
@@ -77,6 +80,7 @@ int fut_group_create(fut_pool *pool, fut_group **group)
     }
     atomic_init(&g->pending, 0);
     atomic_init(&g->error, 0);
+    atomic_init(&g->cancelled, false);
     g->waiters = NULL;
     g->pool = pool;
     fut__pool_retain(pool);
@@ -135,7 +139,12 @@ static void child_run(fut_work *w)
     fut__free(c, sizeof(*c)); /* before the call: a spawn inside reuses it */
     fut_pool *pool = g->pool;
     fut__stat_add(pool, STAT_QUEUED, -1);
-    fut_user_mark saved = fut__user_begin(NULL);
+    if (atomic_load(&g->cancelled)) { /* fut_group_cancel: never runs */
+        fut__stat_add(pool, STAT_CANCELLED, 1);
+        child_done(g, 0);
+        return;
+    }
+    fut_user_mark saved = fut__user_begin(NULL, &g->cancelled);
     fut_trace_lane *lane = fut__trace_lane(pool);
     uint64_t start = lane ? fut__now_ns() : 0;
     int rc = fn(arg, &value);
@@ -152,6 +161,8 @@ int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
 {
     if (!g || !fn)
         return EINVAL;
+    if (atomic_load(&g->cancelled))
+        return ECANCELED;
     struct group_child *c = fut__alloc(sizeof(*c));
     if (!c)
         return ENOMEM;
@@ -169,6 +180,16 @@ int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
         child_done(g, 0);
     }
     return rc;
+}
+
+int fut_group_cancel(fut_group *g)
+{
+    if (!g)
+        return EINVAL;
+    int none = 0; /* the cancel is the group's error unless one came first */
+    atomic_compare_exchange_strong(&g->error, &none, ECANCELED);
+    atomic_store(&g->cancelled, true);
+    return 0;
 }
 
 static bool group_waiter_woken(void *arg)
@@ -257,7 +278,7 @@ static void run_chunk(struct range *r, size_t i)
     size_t lo = r->begin + i * r->grain;
     size_t hi = r->end - lo > r->grain ? lo + r->grain : r->end;
     uint64_t start = pool->trace_path ? fut__now_ns() : 0;
-    fut_user_mark saved = fut__user_begin(NULL);
+    fut_user_mark saved = fut__user_begin(NULL, NULL);
     int rc = r->fn(r->arg, lo, hi);
     fut__user_end(saved);
     if (pool->trace_path)
@@ -392,7 +413,7 @@ static bool join_done(void *arg)
 static void join_run(fut_work *w)
 {
     struct join_job *job = CONTAINER(w, struct join_job, work);
-    fut_user_mark saved = fut__user_begin(NULL);
+    fut_user_mark saved = fut__user_begin(NULL, NULL);
     job->error = job->fn(job->arg);
     fut__user_end(saved);
     pthread_mutex_t *lock = job->lock;

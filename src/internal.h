@@ -170,14 +170,17 @@ static inline bool fut__is_ready(const fut_future *f)
 }
 
 /* future.c */
-/* Around user code (a unit's function): which future
- * fut_cancel_requested() answers for (NULL: none), and that this thread
+/* Around user code (a unit's function): which future, or which flag (a
+ * group child's), fut_cancel_requested() answers for (NULL: none), and
+ * that this thread
  * is inside user code (see then_ready). */
 typedef struct fut_user_mark {
     fut_future *current;
+    const atomic_bool *cancelled; /* a group child's: its group's flag */
     bool in_user;
 } fut_user_mark;
-fut_user_mark fut__user_begin(fut_future *current);
+fut_user_mark fut__user_begin(fut_future *current,
+                              const atomic_bool *cancelled);
 void fut__user_end(fut_user_mark saved);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);

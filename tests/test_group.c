@@ -215,6 +215,72 @@ START_TEST(parallel_for_covers_range)
 }
 END_TEST
 
+struct scope {
+    gate g;
+    atomic_int ran, saw_cancel;
+};
+
+/* The first child holds the only worker at the gate, then reports whether
+ * it saw its group's cancel; the others count their runs. */
+static int scope_child(void *arg, void **value)
+{
+    struct scope *sc = arg;
+    atomic_fetch_add(&sc->ran, 1);
+    thread_check(!fut_cancel_requested());
+    task_gate(&sc->g, value);
+    if (fut_cancel_requested()) {
+        atomic_fetch_add(&sc->saw_cancel, 1);
+        return ECANCELED;
+    }
+    return 0;
+}
+
+static int scope_other(void *arg, void **value)
+{
+    (void)value;
+    atomic_fetch_add(&((struct scope *)arg)->ran, 1);
+    return 0;
+}
+
+/* fut_group_cancel: the running child sees fut_cancel_requested(), the
+ * queued ones never run (counted as cancelled units), later spawns are
+ * refused with ECANCELED, and the wait reports ECANCELED. A group whose
+ * child failed first keeps that error. */
+START_TEST(group_cancel_as_a_scope)
+{
+    fut_pool *pool = pool_new(1);
+    struct scope sc = {.ran = 0, .saw_cancel = 0};
+    gate_init(&sc.g);
+    fut_group *g;
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    ck_assert_int_eq(fut_group_spawn(g, scope_child, &sc), 0);
+    gate_wait_arrived(&sc.g, 1);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(fut_group_spawn(g, scope_other, &sc), 0);
+    ck_assert_int_eq(fut_group_cancel(g), 0);
+    ck_assert_int_eq(fut_group_spawn(g, scope_other, &sc), ECANCELED);
+    gate_open(&sc.g);
+    ck_assert_int_eq(fut_group_wait(g), ECANCELED);
+    ck_assert_int_eq(atomic_load(&sc.ran), 1);
+    ck_assert_int_eq(atomic_load(&sc.saw_cancel), 1);
+    fut_pool_stats st;
+    ck_assert_int_eq(fut_pool_stats_get(pool, &st), 0);
+    ck_assert_uint_eq(st.cancelled, 5);
+    assert_stats_balanced(pool);
+    fut_group_destroy(g);
+
+    ck_assert_int_eq(fut_group_create(pool, &g), 0);
+    ck_assert_int_eq(fut_group_spawn(g, task_fail, (void *)EIO), 0);
+    ck_assert_int_eq(fut_group_wait(g), EIO);
+    ck_assert_int_eq(fut_group_cancel(g), 0);
+    ck_assert_int_eq(fut_group_wait(g), EIO); /* the first error stays */
+    fut_group_destroy(g);
+    ck_assert_int_eq(fut_group_cancel(NULL), EINVAL);
+    ck_assert(!fut_cancel_requested());
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static atomic_int empty_calls;
 
 static int count_call(void *arg, size_t lo, size_t hi)
@@ -394,6 +460,7 @@ static Suite *group_suite(void)
 {
     Suite *s = suite_create("group");
     FUT_TCASE(s, "group", group_joins_children, group_bad_arguments,
+              group_cancel_as_a_scope,
               group_first_error, children_spawn_children,
               group_wait_inside_task_one_thread, group_destroy_waits);
     FUT_TCASE(s, "parallel_for", parallel_for_covers_range, parallel_for_empty_range_on_a_worker,

@@ -278,6 +278,10 @@ static int c_group_spawn_null(void)
 {
     return fut_group_spawn(NULL, task_value, NULL);
 }
+static int c_group_cancel_null(void)
+{
+    return fut_group_cancel(NULL);
+}
 static int c_group_wait_null(void)
 {
     return fut_group_wait(NULL);
@@ -374,6 +378,7 @@ static const struct {
     {"group_create(_, NULL)", c_group_null, EINVAL},
     {"group_spawn(NULL)", c_group_spawn_null, EINVAL},
     {"group_wait(NULL)", c_group_wait_null, EINVAL},
+    {"group_cancel(NULL)", c_group_cancel_null, EINVAL},
     {"group_destroy(NULL)", c_group_destroy_null, 0},
     {"parallel_for(NULL pool)", c_pfor_null, EINVAL},
     {"parallel_for(begin > end)", c_pfor_backwards, EINVAL},

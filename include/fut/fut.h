@@ -362,7 +362,8 @@ FUT_API void fut_release(fut_future *f);
  */
 FUT_API int fut_cancel(fut_future *f);
 
-/** Inside a task or continuation: whether its future has been cancelled.
+/** Inside a task or continuation: whether its future has been cancelled;
+ * inside a group's child: whether the group has been (fut_group_cancel).
  * false anywhere else. Never blocks. */
 FUT_API bool fut_cancel_requested(void);
 
@@ -420,7 +421,8 @@ FUT_API int fut_group_create(fut_pool *pool, fut_group **group);
  * dropped, a nonzero return is the child's error. Children may spawn more
  * children into the same group. Returns 0; EINVAL (group or fn NULL);
  * ENOMEM; ESHUTDOWN (the pool is being destroyed and the caller is not one
- * of its workers). Never blocks.
+ * of its workers); ECANCELED (the group was cancelled: nothing runs).
+ * Never blocks.
  */
 FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
 
@@ -432,6 +434,17 @@ FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
  * may be spawned into and waited on again.
  */
 FUT_API int fut_group_wait(fut_group *group);
+
+/**
+ * Cancels the group as a scope: children not started yet never run (each
+ * counts as a cancelled unit), running ones see fut_cancel_requested()
+ * (they decide when to stop), and later fut_group_spawn calls return
+ * ECANCELED and run nothing. The group's error becomes ECANCELED unless a
+ * child failed before. Waiting is still needed (fut_group_wait returns
+ * once the running children have returned). Like cancelling a Go context
+ * or a tokio JoinSet's abort_all. Returns 0; EINVAL (NULL). Never blocks.
+ */
+FUT_API int fut_group_cancel(fut_group *group);
 
 /**
  * Waits for the group's children (as fut_group_wait), then frees the group.
