@@ -449,6 +449,11 @@ static bool spin(fut_sched_worker *self)
 static bool park(fut_sched_worker *self)
 {
     fut_sched *s = self->sched;
+    /* Work in sight (a worker kept from spinning by the cap, say): look
+     * again instead of paying for the announcement, the heavy fence (an
+     * interrupt on every CPU of the process) and a trim of the caches. */
+    if (work_visible(s))
+        return true;
     fut__alloc_trim(); /* an idle pool gives its cached memory back */
     pthread_mutex_lock(&s->sleep_lock);
     list_add(&s->idle, self);
