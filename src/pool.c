@@ -71,11 +71,11 @@ static char *env_trace_path(const char *env)
 {
     static atomic_uint pools;
     unsigned n = atomic_fetch_add(&pools, 1);
-    if (n == 0)
-        return strdup(env);
     size_t size = strlen(env) + 12;
     char *path = malloc(size);
-    if (path)
+    if (path && n == 0)
+        snprintf(path, size, "%s", env);
+    else if (path)
         snprintf(path, size, "%s.%u", env, n);
     return path;
 }

@@ -322,6 +322,15 @@ static void s_pool(fut_pool *unused)
     } else {
         ck_assert_ptr_null(pool);
     }
+    /* and one whose trace path comes from $FUT_TRACE (a directory that
+     * does not exist: nothing is written) */
+    setenv("FUT_TRACE", "/nonexistent/fut-faults-trace", 1);
+    cfg.trace_path = NULL;
+    rc = fut_pool_create(&pool, &cfg);
+    unsetenv("FUT_TRACE");
+    ck_assert_msg(allowed(rc), "%s", fut_strerror(rc));
+    if (rc == 0)
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
     unlink(path);
 }
 
