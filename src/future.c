@@ -621,8 +621,8 @@ static void then_fire(fut_listener *l, fut_future *in)
 
 /* fut_then, fut_catch and fut_finally: a continuation of f that runs
  * fn (set by the caller through *fn) when runs_after() says so. */
-static fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
-                                void *arg, fut_future **made)
+HOT fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
+                             void *arg, fut_future **made)
 {
     *made = NULL;
     if (!f)
@@ -651,7 +651,7 @@ static fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
 
 /* Starts continuation c (its fn set): runs it here when its input has no
  * pool, else listens to the input. */
-static fut_future *then_start(fut_future *c)
+HOT fut_future *then_start(fut_future *c)
 {
     fut_future *f = c->input;
     fut_pool *pool = c->pool;
