@@ -288,7 +288,7 @@ static int add_one(void *arg, void *input, void **value)
     return 0;
 }
 
-static double fut_chain(long n, uint64_t *sum)
+static double fut_chain_n(long n, uint64_t *sum)
 {
     fut_promise *p;
     fut_future *f;
@@ -496,7 +496,7 @@ const bench_peer bench_fut = {
     .fib = fut_fib,
     .map = fut_map,
     .pfor = fut_pfor,
-    .chain = fut_chain,
+    .chain = fut_chain_n,
     .sleep = fut_sleep_n,
     .rss = fut_rss,
     .idle = fut_idle,

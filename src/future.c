@@ -367,6 +367,12 @@ static int call(fut_future *f, void **value)
         return f->fn.task(f->arg, value);
     if (f->flags & (FLAG_ON_ERROR | FLAG_ON_ANY))
         return f->fn.recover(f->arg, f->input->error, f->input->value, value);
+    if (f->flags & FLAG_CHAIN) {
+        fut_future *next = NULL;
+        int error = f->fn.chain(f->arg, f->input->value, &next);
+        *value = next;
+        return error;
+    }
     return f->fn.then(f->arg, f->input->value, value);
 }
 
@@ -377,6 +383,8 @@ static fut_fn unit_fn(const fut_future *f)
         return (fut_fn)f->fn.task;
     if (f->flags & (FLAG_ON_ERROR | FLAG_ON_ANY))
         return (fut_fn)f->fn.recover;
+    if (f->flags & FLAG_CHAIN)
+        return (fut_fn)f->fn.chain;
     return (fut_fn)f->fn.then;
 }
 
@@ -399,6 +407,36 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
     return error;
 }
 
+/* The inner future completed: the chain takes its outcome. */
+static void follow_fire(fut_listener *l, fut_future *inner)
+{
+    fut_future *f = CONTAINER(l, fut_future, node);
+    if (claim(f, PHASE_WAITING))
+        complete(f, inner->error ? NULL : inner->value, inner->error, false);
+    drop_task_ref(f); /* and the inner future */
+}
+
+/* A chain's function returned `inner` (its reference now ours): f, which
+ * ran, waits for it holding no worker, as a continuation waits for its
+ * input, and can be cancelled meanwhile (cancelling inner too). A cancel
+ * asked while the function ran goes on to inner. */
+static void follow(fut_future *f, fut_future *inner)
+{
+    lock_future(f);
+    f->input = inner;
+    unlock_future(f);
+    f->node.fire = follow_fire;
+    f->flags |= FLAG_FOLLOWING;
+    claim_to(f, PHASE_RUNNING, PHASE_WAITING); /* only we move it on */
+    /* A cancel before that claim found f running and left its mark; one
+     * after it cancels f, and inner with it. Until f listens, inner is
+     * held by f->input, which only follow_fire lets go of. */
+    if (atomic_load(&f->state) & F_CANCEL)
+        fut_cancel(inner);
+    if (!fut__listen(inner, &f->node)) /* from here, f may be gone */
+        follow_fire(&f->node, inner);
+}
+
 /* Runs a claimed task or continuation and completes it; drops the task
  * reference (and a continuation's input). */
 HOT void execute(fut_future *f)
@@ -418,6 +456,13 @@ HOT void execute(fut_future *f)
     }
     if (f->kind == KIND_THEN)
         fut_release(take_input(f));
+    if ((f->flags & FLAG_CHAIN) && !error) {
+        if (value) {
+            follow(f, value);
+            return;
+        }
+        error = EINVAL; /* no future to follow */
+    }
     complete(f, value, error, true);
 }
 
@@ -693,6 +738,15 @@ fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
     return then_start(c);
 }
 
+fut_future *fut_chain(fut_future *f, fut_chain_fn fn, void *arg)
+{
+    fut_future *c, *r = continuation(f, !fn, FLAG_CHAIN, arg, &c);
+    if (!c)
+        return r;
+    c->fn.chain = fn;
+    return then_start(c);
+}
+
 fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg)
 {
     fut_future *c, *r = continuation(f, !fn, FLAG_ON_ERROR, arg, &c);
@@ -935,7 +989,8 @@ static int cancel_one(fut_future *f, fut_future **input)
             if (phase == PHASE_QUEUED)
                 fut__stat_add(f->pool, STAT_QUEUED, -1);
             if (phase == PHASE_QUEUED ||
-                (f->kind == KIND_THEN && !(f->flags & FLAG_ORPHAN)))
+                (f->kind == KIND_THEN &&
+                 !(f->flags & (FLAG_ORPHAN | FLAG_FOLLOWING))))
                 fut__stat_add(f->pool, STAT_CANCELLED, 1);
             if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
                 *input = borrow_input(f);

@@ -79,6 +79,12 @@ enum fut_flag {
     FLAG_ON_ANY = 16,  /* THEN of fut_finally: runs fn.recover always  */
     FLAG_FIRST = 32,       /* ALL of fut_any: completes at the first fire */
     FLAG_CANCEL_REST = 64, /* ALL of fut_any: then cancels the others    */
+    FLAG_CHAIN = 128,      /* THEN of fut_chain: fn.chain gives a future
+                              to follow                               */
+    FLAG_FOLLOWING = 32,   /* THEN of fut_chain whose function ran: input
+                              is the future it follows, and the unit is
+                              done (not counted again if cancelled).
+                              FIRST's bit: that one is ALL's only      */
 };
 
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
@@ -106,11 +112,13 @@ struct fut_future {
         fut_task_fn task;
         fut_then_fn then;
         fut_recover_fn recover; /* THEN with ON_ERROR or ON_ANY */
+        fut_chain_fn chain;     /* THEN with CHAIN */
         uint64_t armed; /* SLEEP, TIMEOUT when traced: when added     */
     } fn;
     void *arg;                 /* TASK, THEN */
-    fut_future *input;         /* THEN, TIMEOUT: the consumed input; the
-                                  stripe lock once listening                  */
+    fut_future *input;         /* THEN, TIMEOUT: the consumed input (for a
+                                  chain that ran, the future it follows);
+                                  the stripe lock once listening              */
     fut_listener node;         /* THEN, TIMEOUT: on input's listeners         */
     fut_future *qnext, *qprev; /* THEN, listed: pending list links     */
 };

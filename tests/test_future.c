@@ -631,6 +631,13 @@ static int await_rc(fut_future *f)
     return rc;
 }
 
+static int await_rc_of(fut_future *f)
+{
+    int rc = fut_await(f, NULL);
+    fut_release(f);
+    return rc;
+}
+
 static size_t index_of_value(void *v)
 {
     return (size_t)(uintptr_t)v;
@@ -761,6 +768,158 @@ START_TEST(join_settled_reports_each)
 }
 END_TEST
 
+/* ---- fut_chain ------------------------------------------------------------ */
+
+struct chainer {
+    fut_pool *pool;
+    _Atomic(fut_promise *) p; /* set: the step follows a promise's future
+                                 and leaves the promise here */
+    gate *hold;     /* when set: the step waits here first */
+    int fail;       /* when set: the step returns it */
+    bool no_next;   /* the step returns 0 and no future */
+    atomic_int runs;
+};
+
+/* A step: the next future is input + 1 computed by a task, or a
+ * promise's future. */
+static int step(void *arg, void *input, fut_future **next)
+{
+    struct chainer *c = arg;
+    atomic_fetch_add(&c->runs, 1);
+    if (c->hold) {
+        void *unused;
+        task_gate(c->hold, &unused);
+    }
+    if (c->fail)
+        return c->fail;
+    if (c->no_next)
+        return 0;
+    if (c->p) {
+        fut_promise *p;
+        if (fut_promise_create(c->pool, &p, next) != 0)
+            return ENOMEM;
+        c->p = p;
+        return 0;
+    }
+    *next = fut_then(fut_spawn(c->pool, task_value, input), then_add, (void *)1);
+    return 0;
+}
+
+/* A chain follows the future its step makes: two steps in a row, each
+ * making a task; a step that fails, or makes nothing; an input that
+ * failed (the step never runs). */
+START_TEST(chain_follows_what_the_step_makes)
+{
+    fut_pool *pool = pool_new(2);
+    struct chainer a = {.pool = pool}, b = {.pool = pool};
+    fut_future *f = fut_chain(fut_chain(fut_spawn(pool, task_value, (void *)3),
+                                        step, &a),
+                              step, &b);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)5);
+    ck_assert_int_eq(atomic_load(&a.runs) + atomic_load(&b.runs), 2);
+    fut_release(f);
+
+    struct chainer bad = {.pool = pool, .fail = ENOENT};
+    f = fut_chain(fut_spawn(pool, task_value, NULL), step, &bad);
+    ck_assert_int_eq(fut_await(f, &v), ENOENT);
+    fut_release(f);
+    struct chainer empty = {.pool = pool, .no_next = true};
+    f = fut_chain(fut_spawn(pool, task_value, NULL), step, &empty);
+    ck_assert_int_eq(fut_await(f, &v), EINVAL);
+    fut_release(f);
+    struct chainer skipped = {.pool = pool};
+    f = fut_chain(fut_spawn(pool, task_fail, (void *)EIO), step, &skipped);
+    ck_assert_int_eq(fut_await(f, &v), EIO);
+    ck_assert_int_eq(atomic_load(&skipped.runs), 0);
+    fut_release(f);
+    ck_assert_int_eq(await_rc_of(fut_chain(NULL, step, &a)), EINVAL);
+    fut_future *done = fut_spawn(pool, task_value, NULL);
+    ck_assert_int_eq(fut_await(done, NULL), 0); /* so the stats settle */
+    ck_assert_int_eq(await_rc_of(fut_chain(done, NULL, NULL)), EINVAL);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* While a chain follows a promise nobody has kept yet, it holds no
+ * worker: the pool's only worker runs other tasks meanwhile. Cancelling
+ * it then cancels the promise's future (keeping it gives EALREADY). */
+START_TEST(chain_holds_no_worker_and_cancels_inward)
+{
+    fut_pool *pool = pool_new(1);
+    struct chainer c = {.pool = pool, .p = (fut_promise *)1};
+    fut_future *f = fut_chain(fut_spawn(pool, task_value, NULL), step, &c);
+    for (int i = 0; i < 10 && atomic_load(&c.runs) == 0; i++) {
+        fut_future *nap = fut_sleep(pool, 5);
+        fut_await(nap, NULL);
+        fut_release(nap);
+    }
+    ck_assert_int_eq(atomic_load(&c.runs), 1);
+    fut_future *other = fut_spawn(pool, task_value, (void *)9);
+    void *v;
+    ck_assert_int_eq(fut_await(other, &v), 0); /* the worker is free */
+    ck_assert_ptr_eq(v, (void *)9);
+    fut_release(other);
+    ck_assert(!fut_is_ready(f));
+    ck_assert_int_eq(fut_promise_resolve(c.p, (void *)6), 0);
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)6);
+    fut_release(f);
+
+    struct chainer d = {.pool = pool, .p = (fut_promise *)1};
+    f = fut_chain(fut_spawn(pool, task_value, NULL), step, &d);
+    for (int i = 0; i < 100 && !(atomic_load(&d.runs) == 1 && d.p != (fut_promise *)1); i++) {
+        fut_future *nap = fut_sleep(pool, 1);
+        fut_await(nap, NULL);
+        fut_release(nap);
+    }
+    ck_assert_int_eq(fut_cancel(f), 0); /* following: cancelled */
+    ck_assert_int_eq(fut_await(f, NULL), ECANCELED);
+    ck_assert_int_eq(fut_promise_resolve(d.p, NULL), EALREADY);
+    fut_release(f);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Cancelled while its step runs: the step finishes, then what it made is
+ * cancelled. Destroy does not wait for a chain that follows a promise:
+ * kept later, the chain still completes with its value. */
+START_TEST(chain_cancel_while_running_and_destroy)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    struct chainer c = {.pool = pool, .p = (fut_promise *)1, .hold = &g};
+    fut_future *f = fut_chain(fut_spawn(pool, task_value, NULL), step, &c);
+    gate_wait_arrived(&g, 1);
+    ck_assert_int_eq(fut_cancel(f), EBUSY);
+    gate_open(&g);
+    ck_assert_int_eq(fut_await(f, NULL), ECANCELED);
+    ck_assert_int_eq(fut_promise_resolve(c.p, NULL), EALREADY);
+    fut_release(f);
+    assert_stats_balanced(pool);
+
+    struct chainer d = {.pool = pool, .p = (fut_promise *)1};
+    f = fut_chain(fut_spawn(pool, task_value, NULL), step, &d);
+    while (atomic_load(&d.runs) == 0 || fut_is_ready(f) ||
+           d.p == (fut_promise *)1) {
+        fut_future *nap = fut_sleep(pool, 1);
+        fut_await(nap, NULL);
+        fut_release(nap);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    ck_assert(!fut_is_ready(f));
+    ck_assert_int_eq(fut_promise_resolve(d.p, (void *)7), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)7);
+    fut_release(f);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
     Suite *s = suite_create("future");
@@ -774,6 +933,9 @@ static Suite *future_suite(void)
               finally_runs_on_any_outcome,
               catch_sees_timeouts_cancels_and_chains,
               catch_cancel_destroy_and_no_pool);
+    FUT_TCASE(s, "chain", chain_follows_what_the_step_makes,
+              chain_holds_no_worker_and_cancels_inward,
+              chain_cancel_while_running_and_destroy);
     FUT_TCASE(s, "any", any_first_to_complete_wins,
               any_cancels_the_rest_and_arguments, join_settled_reports_each);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,

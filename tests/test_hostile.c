@@ -83,6 +83,14 @@ static int c_then_null(void)
 {
     return await_rc(fut_then(NULL, then_add, NULL));
 }
+static int c_chain_null(void)
+{
+    return await_rc(fut_chain(NULL, NULL, NULL));
+}
+static int c_chain_null_fn(void)
+{
+    return await_rc(fut_chain(fut_retain(ok_future), NULL, NULL));
+}
 static int c_catch_null(void)
 {
     return await_rc(fut_catch(NULL, NULL, NULL));
@@ -343,6 +351,8 @@ static const struct {
     {"any(NULL, 1)", c_fany_null, EINVAL},
     {"any(_, 0)", c_fany_empty, EINVAL},
     {"any(1 entry, SIZE_MAX)", c_fany_huge_count, ENOMEM},
+    {"chain(NULL)", c_chain_null, EINVAL},
+    {"chain(_, NULL fn)", c_chain_null_fn, EINVAL},
     {"catch(NULL)", c_catch_null, EINVAL},
     {"catch(_, NULL fn)", c_catch_null_fn, EINVAL},
     {"finally(NULL)", c_finally_null, EINVAL},

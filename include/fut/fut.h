@@ -95,6 +95,10 @@ typedef int (*fut_then_fn)(void *arg, void *input, void **value);
  * failed). Stores its own value in *value and returns 0, or returns an
  * error code. */
 typedef int (*fut_recover_fn)(void *arg, int error, void *input, void **value);
+/** A chain step (fut_chain): receives the value of the future it follows
+ * and stores in *next a future whose outcome becomes its own (giving up
+ * its reference to it), and returns 0; or returns an error code. */
+typedef int (*fut_chain_fn)(void *arg, void *input, fut_future **next);
 /** A loop body for fut_parallel_for: handles indices [begin, end) and
  * returns 0, or an error code that stops the loop. */
 typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
@@ -207,6 +211,27 @@ FUT_API fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg);
  * for f). Never blocks.
  */
 FUT_API fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg);
+
+/**
+ * Consumes f and returns a future for the outcome of a future that fn
+ * makes: once f has completed successfully, fn(arg, value of f, &next)
+ * runs on f's pool as fut_then's fn does, and returns 0 with next set to a
+ * future it gives up (any pool, a promise's, another chain's), or an
+ * error. The new future then follows next, holding no worker while it is
+ * pending, and completes with next's outcome and value. This is how a step
+ * that starts more asynchronous work (fetch, then parse, then fetch the
+ * links) is written without blocking a worker in fut_await: the C form of
+ * an `async fn` that awaits, folly's thenValue returning a future,
+ * JavaScript's then returning a promise. fn returning 0 with next NULL
+ * fails the new future with EINVAL. If f fails, fn does not run and the
+ * error passes on. Cancelling the new future while fn runs lets fn finish
+ * and then cancels next; cancelling it while it follows next cancels next
+ * (ECANCELED either way); before fn runs, as fut_then. Errors carried:
+ * those of fut_then, and next's own. Once fn has run, the pool's destroy
+ * no longer waits for it or cancels it: it follows next, which completes
+ * on its own terms. Never blocks.
+ */
+FUT_API fut_future *fut_chain(fut_future *f, fut_chain_fn fn, void *arg);
 
 /**
  * Consumes f and returns a future that recovers from f's failure: when f
