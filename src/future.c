@@ -876,6 +876,7 @@ struct all_state {
     size_t n;
     fut_future **in;
     struct all_node *nodes;
+    void **values; /* fut_all_values: the value, n of them; else NULL */
 };
 
 static struct all_state *all_state(fut_future *f)
@@ -912,20 +913,26 @@ static void all_fire(fut_listener *l, fut_future *in)
     int error = 0;
     for (size_t i = 0; i < st->n && !error; i++)
         error = st->in[i]->error;
-    if (!(all->flags & FLAG_FIRST) && claim(all, PHASE_WAITING))
-        complete(all, NULL, error, false);
+    if (!(all->flags & FLAG_FIRST) && claim(all, PHASE_WAITING)) {
+        for (size_t i = 0; st->values && !error && i < st->n; i++)
+            st->values[i] = st->in[i]->value;
+        complete(all, error ? NULL : st->values, error, false);
+    }
     for (size_t i = 0; i < st->n; i++)
         fut_release(st->in[i]);
     fut_release(all); /* the task reference */
 }
 
-/* fut_all and fut_any (how: 0, or FLAG_FIRST and maybe FLAG_CANCEL_REST). */
-static fut_future *combine(fut_future *const futs[], size_t n, unsigned char how)
+/* fut_all, fut_all_values (gather) and fut_any (how: FLAG_FIRST and
+ * maybe FLAG_CANCEL_REST). */
+static fut_future *combine(fut_future *const futs[], size_t n,
+                           unsigned char how, bool gather)
 {
     if (n && !futs)
         return &s_einval;
     /* A count too large to track fails before any entry is read. */
-    size_t per = sizeof(fut_future *) + sizeof(struct all_node);
+    size_t per = sizeof(fut_future *) + sizeof(struct all_node) +
+                 (gather ? sizeof(void *) : 0);
     if (n > (SIZE_MAX / 2 - sizeof(struct all_state)) / per)
         return &s_enomem;
     fut_pool *pool = NULL;
@@ -946,6 +953,7 @@ static fut_future *combine(fut_future *const futs[], size_t n, unsigned char how
     st->n = n;
     st->nodes = (struct all_node *)(st + 1);
     st->in = (fut_future **)(st->nodes + n);
+    st->values = gather ? (void **)(st->in + n) : NULL;
     atomic_init(&st->remaining, n);
     for (size_t i = 0; i < n; i++) {
         st->in[i] = fut_retain(futs[i]);
@@ -962,13 +970,18 @@ static fut_future *combine(fut_future *const futs[], size_t n, unsigned char how
 
 fut_future *fut_all(fut_future *const futs[], size_t n)
 {
-    return combine(futs, n, 0);
+    return combine(futs, n, 0, false);
+}
+
+fut_future *fut_all_values(fut_future *const futs[], size_t n)
+{
+    return combine(futs, n, 0, true);
 }
 
 fut_future *fut_any(fut_future *const futs[], size_t n, bool cancel_rest)
 {
-    return combine(futs, n,
-                   FLAG_FIRST | (cancel_rest ? FLAG_CANCEL_REST : 0));
+    return combine(futs, n, FLAG_FIRST | (cancel_rest ? FLAG_CANCEL_REST : 0),
+                   false);
 }
 
 /* ---- Cancellation ------------------------------------------------------ */

@@ -920,6 +920,67 @@ START_TEST(chain_cancel_while_running_and_destroy)
 }
 END_TEST
 
+static int sum_values(void *arg, void *input, void **value)
+{
+    void **values = input; /* the all's own array, valid for this call */
+    intptr_t sum = 0;
+    for (intptr_t i = 0; i < (intptr_t)arg; i++)
+        sum += (intptr_t)values[i];
+    *value = (void *)sum;
+    return 0;
+}
+
+/* fut_all_values gathers the inputs' values in input order, in an array
+ * the future owns; a failure gives the lowest-index error and no array;
+ * a continuation reads the array; n == 0 and bad arguments. */
+START_TEST(all_values_gathers)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    fut_future *in[4];
+    for (intptr_t i = 0; i < 3; i++)
+        in[i] = fut_spawn(pool, task_value, (void *)(i + 1));
+    ck_assert_int_eq(fut_promise_create(pool, &p, &in[3]), 0);
+    fut_future *all = fut_all_values(in, 4);
+    fut_future *sum = fut_then(fut_retain(all), sum_values, (void *)4);
+    ck_assert(!fut_is_ready(all));
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)40), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(all, &v), 0);
+    void **values = v;
+    ck_assert_ptr_eq(values[0], (void *)1);
+    ck_assert_ptr_eq(values[2], (void *)3);
+    ck_assert_ptr_eq(values[3], (void *)40);
+    ck_assert_int_eq(fut_await(sum, &v), 0);
+    ck_assert_ptr_eq(v, (void *)46);
+    fut_release(sum);
+    fut_release(all); /* frees the array */
+    for (int i = 0; i < 4; i++)
+        fut_release(in[i]);
+
+    fut_future *mixed[3] = {fut_spawn(pool, task_value, (void *)1),
+                            fut_spawn(pool, task_fail, (void *)EIO),
+                            fut_spawn(pool, task_fail, (void *)ENOENT)};
+    all = fut_all_values(mixed, 3);
+    ck_assert_int_eq(fut_await(all, &v), EIO);
+    ck_assert_ptr_null(v);
+    fut_release(all);
+    for (int i = 0; i < 3; i++)
+        fut_release(mixed[i]);
+
+    all = fut_all_values(NULL, 0);
+    ck_assert_int_eq(fut_await(all, &v), 0);
+    ck_assert_ptr_null(v);
+    fut_release(all);
+    ck_assert_int_eq(await_rc_of(fut_all_values(NULL, 2)), EINVAL);
+    fut_future *none[1] = {NULL};
+    ck_assert_int_eq(await_rc_of(fut_all_values(none, 1)), EINVAL);
+    ck_assert_int_eq(await_rc_of(fut_all_values(in, SIZE_MAX)), ENOMEM);
+    assert_stats_balanced(pool);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
     Suite *s = suite_create("future");
@@ -937,7 +998,8 @@ static Suite *future_suite(void)
               chain_holds_no_worker_and_cancels_inward,
               chain_cancel_while_running_and_destroy);
     FUT_TCASE(s, "any", any_first_to_complete_wins,
-              any_cancels_the_rest_and_arguments, join_settled_reports_each);
+              any_cancels_the_rest_and_arguments, join_settled_reports_each,
+              all_values_gathers);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
               all_releases_inputs_early, await_any_lowest_ready);
     FUT_TCASE(s, "threads", many_awaiters_see_the_same,

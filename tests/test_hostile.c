@@ -83,6 +83,15 @@ static int c_then_null(void)
 {
     return await_rc(fut_then(NULL, then_add, NULL));
 }
+static int c_all_values_huge(void)
+{
+    fut_future *one[1] = {ok_future};
+    return await_rc(fut_all_values(one, SIZE_MAX));
+}
+static int c_all_values_null(void)
+{
+    return await_rc(fut_all_values(NULL, 1));
+}
 static int c_chain_null(void)
 {
     return await_rc(fut_chain(NULL, NULL, NULL));
@@ -351,6 +360,8 @@ static const struct {
     {"any(NULL, 1)", c_fany_null, EINVAL},
     {"any(_, 0)", c_fany_empty, EINVAL},
     {"any(1 entry, SIZE_MAX)", c_fany_huge_count, ENOMEM},
+    {"all_values(NULL, 1)", c_all_values_null, EINVAL},
+    {"all_values(1 entry, SIZE_MAX)", c_all_values_huge, ENOMEM},
     {"chain(NULL)", c_chain_null, EINVAL},
     {"chain(_, NULL fn)", c_chain_null_fn, EINVAL},
     {"catch(NULL)", c_catch_null, EINVAL},

@@ -297,6 +297,17 @@ FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
 FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
 
 /**
+ * fut_all that gathers: on success its value is an array of the n inputs'
+ * values, in input order (`void **`), which the future owns: it stays
+ * valid while you hold a reference to the future (or, in a continuation,
+ * for the call) and is freed with it. On failure, the lowest-index failed
+ * input's error and a NULL value. n == 0 gives a completed future with a
+ * NULL value. Like folly's collect or tokio's join_all. Errors carried,
+ * pool and destroy as fut_all. Never blocks.
+ */
+FUT_API fut_future *fut_all_values(fut_future *const futs[], size_t n);
+
+/**
  * Borrows futs[0..n-1] and returns a future that completes as soon as one
  * of them has, whatever its outcome, with error 0 and as value the index
  * of that input, cast to a pointer (`(size_t)(uintptr_t)value`); read the
