@@ -9,15 +9,27 @@
  * its own results, compare each pattern with its ideal, and draw the
  * timeline as an SVG (--svg); --trace writes the pool's Chrome trace.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <fut/fut.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The CPUs this process may run on: more threads than that cannot run at
+ * once, so the ideal time divides by the smaller of the two. */
+static size_t cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (size_t)CPU_COUNT(&set);
+    return 1;
+}
 
 enum { MAX_OPS = 64, PATTERNS = 6, MAIN_THREAD = -2 };
 
@@ -322,7 +334,8 @@ static result pattern_cpu(int k)
             per_worker[o->worker]++;
     }
     r.elapsed = now_ms() - start;
-    r.ideal = serial_ms / (double)demo.threads;
+    size_t at_once = demo.threads < cpus() ? demo.threads : cpus();
+    r.ideal = serial_ms / (double)at_once; /* threads beyond the CPUs wait */
     r.other = serial_ms;
     r.ok &= total == serial;
     say("   parallel: %llu primes; chunks per worker:",
@@ -331,7 +344,10 @@ static result pattern_cpu(int k)
         say(" %d", per_worker[w]);
     say("\n   speed-up %.2fx on %zu threads\n", serial_ms / r.elapsed,
         demo.threads);
-    report(k, &r, "serial / threads", "serial",
+    report(k, &r,
+           demo.threads > cpus() ? "serial / CPUs: more threads than CPUs"
+                                 : "serial / threads",
+           "serial",
            "CPU work scales with workers (try --threads 1); waiting work "
            "(patterns 1-4) does not need them at all.");
     return r;
@@ -446,6 +462,15 @@ static int write_svg(const char *path)
 
 /* ---- main -------------------------------------------------------------- */
 
+/* text as a whole decimal number in [lo, hi], else -1 */
+static long number(const char *text, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    return errno || end == text || *end || n < lo || n > hi ? -1 : n;
+}
+
 static void usage(FILE *to)
 {
     fputs("usage: fut-demo [--threads N] [--pattern K] [--quiet]\n"
@@ -474,19 +499,30 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--quiet")) {
             demo.quiet = true;
-        } else if (!strcmp(a, "--threads") && next) {
-            cfg.threads = strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(a, "--pattern") && next) {
-            only = atoi(argv[++i]);
-            if (only < 1 || only > PATTERNS) {
-                usage(stderr);
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "--pattern") ||
+                   !strcmp(a, "--trace") || !strcmp(a, "--svg")) {
+            if (!next) {
+                fprintf(stderr, "fut-demo: %s needs a value (see --help)\n", a);
                 return 2;
             }
-        } else if (!strcmp(a, "--trace") && next) {
-            cfg.trace_path = argv[++i];
-        } else if (!strcmp(a, "--svg") && next) {
-            svg = argv[++i];
+            i++;
+            long n = 0;
+            if (!strcmp(a, "--threads") && (n = number(next, 1, 4096)) > 0) {
+                cfg.threads = (size_t)n;
+            } else if (!strcmp(a, "--pattern") &&
+                       (n = number(next, 1, PATTERNS)) > 0) {
+                only = (int)n;
+            } else if (!strcmp(a, "--trace")) {
+                cfg.trace_path = next;
+            } else if (!strcmp(a, "--svg")) {
+                svg = next;
+            } else {
+                fprintf(stderr, "fut-demo: bad %s value '%s' (want %s)\n", a,
+                        next, !strcmp(a, "--threads") ? "1..4096" : "1..6");
+                return 2;
+            }
         } else {
+            fprintf(stderr, "fut-demo: unknown option '%s'\n", a);
             usage(stderr);
             return 2;
         }
@@ -499,7 +535,9 @@ int main(int argc, char **argv)
         return 2;
     }
     demo.threads = fut_pool_threads(demo.pool);
-    say("fut-demo: a pool of %zu worker threads\n\n", demo.threads);
+    say("fut-demo: a pool of %zu worker thread%s on %zu CPU%s\n\n",
+        demo.threads, demo.threads == 1 ? "" : "s", cpus(),
+        cpus() == 1 ? "" : "s");
 
     result (*const patterns[PATTERNS + 1])(int) = {
         NULL,         pattern_sequential, pattern_spawn,
