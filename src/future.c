@@ -503,6 +503,11 @@ bool fut__in_unit(void)
     return tl_in_user;
 }
 
+bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group)
+{
+    return (f && f == tl_current) || (group && group == tl_cancelled);
+}
+
 bool fut_cancel_requested(void)
 {
     if (tl_cancelled) /* a group child */

@@ -201,6 +201,8 @@ int fut_group_wait(fut_group *group)
 {
     if (!group)
         return EINVAL;
+    if (fut__waits_for_itself(NULL, &group->cancelled))
+        return EDEADLK; /* a child waiting for its own group */
     if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
         return atomic_load(&group->error);
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

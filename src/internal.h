@@ -198,6 +198,9 @@ void fut__pending_remove(fut_pool *pool, fut_future *c);
  * nothing in the pool will complete. */
 void fut__cancel_pending(fut_pool *pool);
 bool fut__in_unit(void);
+/* Whether waiting here for f, or for group's children (the group's
+ * cancel flag), would be waiting for the very unit this thread runs. */
+bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group);
 bool fut__run_own(fut_future *f);
 void fut__timer_fired(fut_timer *t);
 

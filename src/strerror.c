@@ -22,7 +22,7 @@ const char *fut_strerror(int error)
     case ESHUTDOWN: return "pool is shutting down";
     case EBUSY: return "task is running";
     case EALREADY: return "already completed";
-    case EDEADLK: return "would deadlock: called from the pool's own worker";
+    case EDEADLK: return "would deadlock: it would wait for itself";
     default: break;
     }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)

@@ -173,6 +173,8 @@ int fut_await(fut_future *f, void **value)
     size_t i;
     if (!f)
         return EINVAL;
+    if (fut__waits_for_itself(f, NULL) && !fut__is_ready(f))
+        return EDEADLK; /* a task awaiting its own future */
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f))
@@ -188,6 +190,8 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     size_t i;
     if (!f)
         return EINVAL;
+    if (fut__waits_for_itself(f, NULL) && !fut__is_ready(f))
+        return EDEADLK;
     if (ms < forever)
         deadline_after(&deadline, ms);
     int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i);
@@ -213,10 +217,21 @@ static void join_wait(fut_future *const futs[], size_t n)
             fut_await(futs[i], NULL);
 }
 
+/* Whether futs holds the caller's own future, still pending. */
+static bool holds_itself(fut_future *const futs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fut__waits_for_itself(futs[i], NULL) && !fut__is_ready(futs[i]))
+            return true;
+    return false;
+}
+
 int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n))
         return EINVAL;
+    if (holds_itself(futs, n))
+        return EDEADLK;
     join_wait(futs, n);
     int error = 0;
     for (size_t i = 0; i < n && !error; i++)
@@ -228,6 +243,8 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 {
     if (!valid(futs, n) || (n && !errors))
         return EINVAL;
+    if (holds_itself(futs, n))
+        return EDEADLK;
     join_wait(futs, n);
     for (size_t i = 0; i < n; i++)
         errors[i] = futs[i]->error;

@@ -281,6 +281,34 @@ START_TEST(group_cancel_as_a_scope)
 }
 END_TEST
 
+struct self_wait {
+    fut_group *g;
+    atomic_int rc;
+};
+
+static int wait_own_group(void *arg, void **value)
+{
+    (void)value;
+    struct self_wait *w = arg;
+    atomic_store(&w->rc, fut_group_wait(w->g));
+    return 0;
+}
+
+/* A child that waits for its own group would wait for itself: EDEADLK at
+ * once; the group's own wait still works. */
+START_TEST(group_wait_from_own_child_is_edeadlk)
+{
+    fut_pool *pool = pool_new(2);
+    struct self_wait w = {.rc = -1};
+    ck_assert_int_eq(fut_group_create(pool, &w.g), 0);
+    ck_assert_int_eq(fut_group_spawn(w.g, wait_own_group, &w), 0);
+    ck_assert_int_eq(fut_group_wait(w.g), 0);
+    ck_assert_int_eq(atomic_load(&w.rc), EDEADLK);
+    fut_group_destroy(w.g);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static atomic_int empty_calls;
 
 static int count_call(void *arg, size_t lo, size_t hi)
@@ -460,7 +488,7 @@ static Suite *group_suite(void)
 {
     Suite *s = suite_create("group");
     FUT_TCASE(s, "group", group_joins_children, group_bad_arguments,
-              group_cancel_as_a_scope,
+              group_cancel_as_a_scope, group_wait_from_own_child_is_edeadlk,
               group_first_error, children_spawn_children,
               group_wait_inside_task_one_thread, group_destroy_waits);
     FUT_TCASE(s, "parallel_for", parallel_for_covers_range, parallel_for_empty_range_on_a_worker,

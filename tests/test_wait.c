@@ -301,6 +301,41 @@ START_TEST(timed_wait_deadline_carries_a_second)
 }
 END_TEST
 
+static fut_future *_Atomic self_future;
+static gate self_gate;
+static atomic_int self_rc[4];
+
+static int await_myself(void *arg, void **value)
+{
+    (void)arg;
+    task_gate(&self_gate, value);
+    fut_future *me = atomic_load(&self_future);
+    atomic_store(&self_rc[0], fut_await(me, NULL));
+    atomic_store(&self_rc[1], fut_await_for(me, 1000, NULL));
+    fut_future *both[2] = {me, me};
+    atomic_store(&self_rc[2], fut_join_all(both, 2));
+    int errors[1];
+    atomic_store(&self_rc[3], fut_join_settled(&me, 1, errors));
+    return 0;
+}
+
+/* A task that waits for its own future would wait forever: every wait
+ * says EDEADLK at once instead. */
+START_TEST(waiting_for_yourself_is_edeadlk)
+{
+    fut_pool *pool = pool_new(1);
+    gate_init(&self_gate);
+    fut_future *f = fut_spawn(pool, await_myself, NULL);
+    atomic_store(&self_future, f);
+    gate_open(&self_gate);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(atomic_load(&self_rc[i]), EDEADLK);
+    fut_release(f);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 static fut_promise *hand_p2;
 static fut_future *hand_f1, *hand_f2;
 static atomic_int a_waiting;
@@ -523,6 +558,7 @@ static Suite *wait_suite(void)
     FUT_TCASE(s, "wakeups", spawn_wakes_an_idle_worker,
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
               timed_waits_race_completion, timed_wait_deadline_carries_a_second,
+              waiting_for_yourself_is_edeadlk,
               spawn_prefers_idle_worker_over_waiting_one,
               timed_wait_on_worker_times_out, timed_park_on_worker_expires,
               worker_waits_race_completions);

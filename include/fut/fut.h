@@ -329,23 +329,26 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
 /**
  * Blocks until f completes, stores its value in *value (NULL when f failed;
  * value may be NULL) and returns its error: 0, the task's own code, or any
- * error listed for the function that made f. EINVAL for a NULL f.
- * Borrows f. On a pool worker, runs queued work of that pool meanwhile.
+ * error listed for the function that made f. EINVAL for a NULL f. EDEADLK,
+ * at once, when f is the pending future of the very task or continuation
+ * that calls it (it would wait for itself forever). Borrows f. On a pool
+ * worker, runs queued work of that pool meanwhile.
  */
 FUT_API int fut_await(fut_future *f, void **value);
 
 /**
  * fut_await with a limit of ms milliseconds on CLOCK_MONOTONIC. Returns
  * ETIMEDOUT (and stores NULL) when f is still pending after ms; ms == 0
- * only polls. Other results as fut_await. On a worker, a task it runs
- * while helping may overrun the limit.
+ * only polls. Other results as fut_await (EDEADLK included). On a
+ * worker, a task it runs while helping may overrun the limit.
  */
 FUT_API int fut_await_for(fut_future *f, uint64_t ms, void **value);
 
 /**
  * Blocks until every one of futs[0..n-1] has completed and returns the
  * error of the lowest-index failed one, or 0. n == 0 returns 0 at once.
- * EINVAL (futs NULL with n > 0, or a NULL entry; nothing is awaited).
+ * EINVAL (futs NULL with n > 0, or a NULL entry; nothing is awaited);
+ * EDEADLK (one of them is the caller's own pending future, as fut_await).
  * Borrows the futures.
  */
 FUT_API int fut_join_all(fut_future *const futs[], size_t n);
@@ -355,7 +358,7 @@ FUT_API int fut_join_all(fut_future *const futs[], size_t n);
  * outcomes, and stores each one's error in errors[i] (0 for a success;
  * read values with fut_await, which no longer blocks). Returns 0; EINVAL
  * (futs or errors NULL with n > 0, or a NULL entry; nothing is awaited or
- * stored). Like JavaScript's Promise.allSettled or folly's collectAll.
+ * stored); EDEADLK (as fut_join_all). Like JavaScript's Promise.allSettled or folly's collectAll.
  * Borrows the futures; on a worker, runs queued work meanwhile.
  */
 FUT_API int fut_join_settled(fut_future *const futs[], size_t n, int errors[]);
@@ -465,8 +468,10 @@ FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
 /**
  * Blocks until every child spawned into the group so far, and every child
  * they spawn, has finished, and returns the error of the first child to
- * fail (in time) since the group was made, or 0; EINVAL for NULL. On a
- * worker, runs queued work (its children among it) meanwhile. The group
+ * fail (in time) since the group was made, or 0; EINVAL for NULL;
+ * EDEADLK, at once, when called from one of the group's own children (it
+ * would wait for itself). On a worker, runs queued work (its children
+ * among it) meanwhile. The group
  * may be spawned into and waited on again.
  */
 FUT_API int fut_group_wait(fut_group *group);
