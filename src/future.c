@@ -804,12 +804,24 @@ fut_future *fut_sleep(fut_pool *pool, uint64_t ms)
     return f;
 }
 
+/* Takes f's timer (a sleep's or a timeout's) out of the heap before it
+ * fires; a traced pool records it as it would a timer that fired. false:
+ * it is firing or has fired. */
+static bool timer_take_back(fut_future *f)
+{
+    if (!fut__timer_remove(&f->pool->sched, &f->timer))
+        return false;
+    if (f->flags & FLAG_TRACED)
+        fut__trace_unit(f->pool, NULL, f->kind, f->fn.armed, fut__now_ns());
+    return true;
+}
+
 /* The timeout's input completed: carry its outcome, unless the timer or
  * a cancel got there first. */
 static void timeout_fire(fut_listener *l, fut_future *in)
 {
     fut_future *t = CONTAINER(l, fut_future, node);
-    if (fut__timer_remove(&t->pool->sched, &t->timer))
+    if (timer_take_back(t))
         fut_release(t); /* the timer's reference; ours remains */
     if (claim(t, PHASE_WAITING))
         complete(t, in->value, in->error, false);
@@ -1013,7 +1025,7 @@ static int cancel_one(fut_future *f, fut_future **input)
             if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
                 *input = borrow_input(f);
             if ((f->kind == KIND_SLEEP || f->kind == KIND_TIMEOUT) &&
-                fut__timer_remove(&f->pool->sched, &f->timer))
+                timer_take_back(f))
                 fut_release(f); /* the timer's reference; ours remains */
             complete(f, NULL, ECANCELED, false);
             return 0;

@@ -99,7 +99,7 @@ static void write_name(FILE *out, fut_fn fn)
 }
 
 static void write_lane(FILE *out, const fut_trace_lane *lane, size_t tid,
-                       uint64_t t0, bool *first)
+                       uint64_t t0, bool *first, size_t *timer_ids)
 {
     for (size_t i = 0; i < lane->len; i++) {
         const fut_trace_event *e = &lane->events[i];
@@ -114,14 +114,15 @@ static void write_lane(FILE *out, const fut_trace_lane *lane, size_t tid,
                     "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,"
                     "\"ts\":%.3f,\"dur\":%.3f}",
                     e->kind == KIND_THEN ? "then" : "task", tid, ts, dur);
-        } else { /* timers overlap: async slices, one id each */
+        } else { /* timers overlap: async slices, one id each in the file */
             const char *name = e->kind == KIND_SLEEP ? "sleep" : "timeout";
+            size_t id = ++*timer_ids;
             fprintf(out,
                     "{\"name\":\"%s\",\"cat\":\"timer\",\"ph\":\"b\","
                     "\"id\":%zu,\"pid\":1,\"tid\":%zu,\"ts\":%.3f},\n"
                     "{\"name\":\"%s\",\"cat\":\"timer\",\"ph\":\"e\","
                     "\"id\":%zu,\"pid\":1,\"tid\":%zu,\"ts\":%.3f}",
-                    name, i + 1, tid, ts, name, i + 1, tid, ts + dur);
+                    name, id, tid, ts, name, id, tid, ts + dur);
         }
     }
 }
@@ -161,6 +162,7 @@ void fut__trace_write(fut_pool *pool)
     FILE *out = fopen(pool->trace_path, "w");
     if (out) {
         bool first = true;
+        size_t timer_ids = 0;
         fputs("{\"traceEvents\":[", out);
         for (size_t i = 0; i < n; i++) {
             bool timer = lanes[i] == &pool->timer_trace;
@@ -169,7 +171,7 @@ void fut__trace_write(fut_pool *pool)
                                : outside ? "outside"
                                          : pool->name;
             write_lane_name(out, i, lane, timer || outside ? 0 : i, &first);
-            write_lane(out, lanes[i], i, t0, &first);
+            write_lane(out, lanes[i], i, t0, &first, &timer_ids);
         }
         fprintf(out,
                 "\n],\"displayTimeUnit\":\"ms\","

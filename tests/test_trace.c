@@ -158,6 +158,43 @@ START_TEST(trace_grows_names_addresses_and_timeouts)
 }
 END_TEST
 
+/* Every timer is in the trace, the cancelled ones and a timeout whose
+ * input finished in time too (from the moment each was made to the moment
+ * it was taken back), each async slice with an id of its own. (Before,
+ * only timers that fired were.) */
+START_TEST(trace_shows_cancelled_timers)
+{
+    char path[] = "/tmp/fut-trace-XXXXXX";
+    temp_file(path);
+    fut_pool_config cfg = {.threads = 1, .name = "tr", .trace_path = path};
+    fut_pool *pool;
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    fut_future *s[5];
+    for (int i = 0; i < 5; i++)
+        s[i] = fut_sleep(pool, i < 3 ? 60000 : 5);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(fut_cancel(s[i]), 0);
+    for (int i = 0; i < 5; i++) {
+        fut_await(s[i], NULL);
+        fut_release(s[i]);
+    }
+    /* a timeout whose input finishes in time: its timer is taken back */
+    fut_future *t = fut_timeout(fut_spawn(pool, traced_task, NULL), 60000);
+    ck_assert_int_eq(fut_await(t, NULL), 0);
+    fut_release(t);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    ck_assert_uint_eq(count(json, "\"name\":\"sleep\""), 10);
+    ck_assert_uint_eq(count(json, "\"name\":\"timeout\""), 2);
+    for (int id = 1; id <= 6; id++) { /* each id begins and ends once */
+        char b[64];
+        snprintf(b, sizeof(b), "\"ph\":\"b\",\"id\":%d,", id);
+        ck_assert_uint_eq(count(json, b), 1);
+    }
+    unlink(path);
+}
+END_TEST
+
 START_TEST(trace_from_config)
 {
     char path[] = "/tmp/fut-trace-XXXXXX";
@@ -289,7 +326,8 @@ static Suite *trace_suite(void)
     FUT_TCASE(s, "trace", trace_from_config, trace_groups_and_loops,
               trace_grows_names_addresses_and_timeouts, trace_from_environment,
               unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8,
-              long_utf8_name_cut_whole, trace_environment_several_pools);
+              long_utf8_name_cut_whole, trace_environment_several_pools,
+              trace_shows_cancelled_timers);
     return s;
 }
 
