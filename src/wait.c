@@ -173,12 +173,13 @@ int fut_await(fut_future *f, void **value)
     size_t i;
     if (!f)
         return EINVAL;
-    if (fut__waits_for_itself(f, NULL) && !fut__is_ready(f))
-        return EDEADLK; /* a task awaiting its own future */
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
-    if (!fut__is_ready(f))
+    if (!fut__is_ready(f)) {
+        if (fut__waits_for_itself(f, NULL))
+            return EDEADLK; /* a task awaiting its own future */
         wait_for(&f, 1, false, NULL, &i); /* one, no deadline: cannot fail */
+    }
     return outcome(f, value);
 }
 
@@ -190,7 +191,7 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     size_t i;
     if (!f)
         return EINVAL;
-    if (fut__waits_for_itself(f, NULL) && !fut__is_ready(f))
+    if (!fut__is_ready(f) && fut__waits_for_itself(f, NULL))
         return EDEADLK;
     if (ms < forever)
         deadline_after(&deadline, ms);
@@ -221,7 +222,7 @@ static void join_wait(fut_future *const futs[], size_t n)
 static bool holds_itself(fut_future *const futs[], size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (fut__waits_for_itself(futs[i], NULL) && !fut__is_ready(futs[i]))
+        if (!fut__is_ready(futs[i]) && fut__waits_for_itself(futs[i], NULL))
             return true;
     return false;
 }
