@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,9 @@ void fut__trace_write(fut_pool *pool)
                 "\"otherData\":{\"dropped_events\":%llu}}\n",
                 (unsigned long long)dropped);
         fclose(out);
+    } else { /* say so, once: the user asked for this file */
+        fprintf(stderr, "fut: pool %s: cannot write its trace to %s: %s\n",
+                pool->name, pool->trace_path, strerror(errno));
     }
     for (size_t i = 0; i < n; i++)
         free(lanes[i]->events);

@@ -322,9 +322,9 @@ static void s_pool(fut_pool *unused)
     } else {
         ck_assert_ptr_null(pool);
     }
-    /* and one whose trace path comes from $FUT_TRACE (a directory that
-     * does not exist: nothing is written) */
-    setenv("FUT_TRACE", "/nonexistent/fut-faults-trace", 1);
+    /* and one whose trace path comes from $FUT_TRACE: the file is path or
+     * path.N, N counting the pools made so before in this process */
+    setenv("FUT_TRACE", path, 1);
     cfg.trace_path = NULL;
     rc = fut_pool_create(&pool, &cfg);
     unsetenv("FUT_TRACE");
@@ -332,6 +332,11 @@ static void s_pool(fut_pool *unused)
     if (rc == 0)
         ck_assert_int_eq(fut_pool_destroy(pool), 0);
     unlink(path);
+    for (int n = 1; n < 300; n++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s.%d", path, n);
+        unlink(name);
+    }
 }
 
 /* Runs s once with one call failing (the one after `skip` more calls at

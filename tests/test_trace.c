@@ -221,13 +221,32 @@ START_TEST(trace_from_environment)
 }
 END_TEST
 
+/* A trace file that cannot be written: destroy still succeeds, and says
+ * so on stderr, once, naming the pool, the path and the reason. (Before,
+ * it was skipped without a word.) */
 START_TEST(unwritable_trace_is_skipped)
 {
     fut_pool *pool;
-    fut_pool_config cfg = {.threads = 1,
+    fut_pool_config cfg = {.threads = 1, .name = "tr",
                            .trace_path = "/nonexistent/dir/trace.json"};
     ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
-    run_traced(pool);
+    char err[] = "/tmp/fut-stderr-XXXXXX";
+    temp_file(err);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *capture = fopen(err, "w");
+    ck_assert_ptr_nonnull(capture);
+    dup2(fileno(capture), 2);
+    run_traced(pool); /* destroys it */
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(capture);
+    const char *said = read_file(err);
+    unlink(err);
+    ck_assert_ptr_nonnull(strstr(said, "fut: pool tr: cannot write its trace "
+                                       "to /nonexistent/dir/trace.json: "));
+    ck_assert_uint_eq(count(said, "fut: "), 1);
 }
 END_TEST
 

@@ -107,7 +107,8 @@ typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
  * path, the pool records every unit it runs (worker, start, end, function
  * name where the binary exports it, else its address) and every timer, and
  * fut_pool_destroy writes them as Chrome Trace Event JSON (open it in
- * Perfetto or chrome://tracing); a file that cannot be written is skipped.
+ * Perfetto or chrome://tracing); a file that cannot be written is skipped,
+ * with one line on stderr naming the pool, the path and the reason.
  * Tracing off costs one predictable branch per unit. */
 typedef struct fut_pool_config {
     size_t threads;         /* 0: $FUT_THREADS, else the CPUs this
