@@ -669,12 +669,12 @@ static void then_fire(fut_listener *l, fut_future *in)
     drop_task_ref(c);
 }
 
-/* fut_then, fut_catch and fut_finally: a continuation of f that runs
- * fn (set by the caller through *fn) when runs_after() says so. */
-HOT fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
-                             void *arg, fut_future **made)
+/* fut_then, fut_chain, fut_catch and fut_finally: consumes f and makes
+ * the continuation that runs fn when runs_after() says so (how: its
+ * flags); runs it here when f has no pool, else listens to f. */
+HOT fut_future *continuation(fut_future *f, unsigned char how,
+                             fut_unit_fn fn, bool no_fn, void *arg)
 {
-    *made = NULL;
     if (!f)
         return &s_einval;
     if (no_fn) {
@@ -691,20 +691,11 @@ HOT fut_future *continuation(fut_future *f, bool no_fn, unsigned char how,
         fut_release(f);
         return &s_enomem;
     }
+    c->fn = fn;
     c->arg = arg;
     c->input = f;
     c->node.fire = then_fire;
     c->work.run = run_unit;
-    *made = c;
-    return c;
-}
-
-/* Starts continuation c (its fn set): runs it here when its input has no
- * pool, else listens to the input. */
-HOT fut_future *then_start(fut_future *c)
-{
-    fut_future *f = c->input;
-    fut_pool *pool = c->pool;
     if (!pool) { /* no pool: f is complete; run here */
         claim_to(c, PHASE_WAITING, PHASE_RUNNING);
         if (!runs_after(c, f->error)) {
@@ -724,7 +715,7 @@ HOT fut_future *then_start(fut_future *c)
         outside = false;
     } else {
         fut__stat_add(pool, STAT_SPAWNED, 1);
-        if (c->flags & FLAG_LISTED)
+        if (listed)
             fut__pending_add(pool, c);
     }
     if (!fut__listen(f, &c->node))
@@ -736,38 +727,24 @@ HOT fut_future *then_start(fut_future *c)
 
 fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
 {
-    fut_future *c, *r = continuation(f, !fn, 0, arg, &c);
-    if (!c)
-        return r;
-    c->fn.then = fn;
-    return then_start(c);
+    return continuation(f, 0, (fut_unit_fn){.then = fn}, !fn, arg);
 }
 
 fut_future *fut_chain(fut_future *f, fut_chain_fn fn, void *arg)
 {
-    fut_future *c, *r = continuation(f, !fn, FLAG_CHAIN, arg, &c);
-    if (!c)
-        return r;
-    c->fn.chain = fn;
-    return then_start(c);
+    return continuation(f, FLAG_CHAIN, (fut_unit_fn){.chain = fn}, !fn, arg);
 }
 
 fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg)
 {
-    fut_future *c, *r = continuation(f, !fn, FLAG_ON_ERROR, arg, &c);
-    if (!c)
-        return r;
-    c->fn.recover = fn;
-    return then_start(c);
+    return continuation(f, FLAG_ON_ERROR, (fut_unit_fn){.recover = fn}, !fn,
+                        arg);
 }
 
 fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg)
 {
-    fut_future *c, *r = continuation(f, !fn, FLAG_ON_ANY, arg, &c);
-    if (!c)
-        return r;
-    c->fn.recover = fn;
-    return then_start(c);
+    return continuation(f, FLAG_ON_ANY, (fut_unit_fn){.recover = fn}, !fn,
+                        arg);
 }
 
 /* ---- fut_sleep and fut_timeout ---------------------------------------- */

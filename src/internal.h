@@ -87,6 +87,16 @@ enum fut_flag {
                               FIRST's bit: that one is ALL's only      */
 };
 
+/* What a unit runs (its kind and flags tell which), or when a traced
+ * timer was armed. */
+typedef union fut_unit_fn {
+    fut_task_fn task;       /* TASK                                 */
+    fut_then_fn then;       /* THEN                                 */
+    fut_recover_fn recover; /* THEN with ON_ERROR or ON_ANY         */
+    fut_chain_fn chain;     /* THEN with CHAIN                      */
+    uint64_t armed;         /* SLEEP, TIMEOUT when traced: when added */
+} fut_unit_fn;
+
 /* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
  * task 80, a timeout 96, a continuation 112 (alloc.c's classes). */
 struct fut_future {
@@ -108,13 +118,8 @@ struct fut_future {
         fut_work work;   /* TASK, THEN: its unit in the scheduler       */
         fut_timer timer; /* SLEEP, TIMEOUT                             */
     };
-    union { /* TASK, THEN: set at creation */
-        fut_task_fn task;
-        fut_then_fn then;
-        fut_recover_fn recover; /* THEN with ON_ERROR or ON_ANY */
-        fut_chain_fn chain;     /* THEN with CHAIN */
-        uint64_t armed; /* SLEEP, TIMEOUT when traced: when added     */
-    } fn;
+    fut_unit_fn fn;            /* TASK, THEN: set at creation; SLEEP,
+                                  TIMEOUT: armed                      */
     void *arg;                 /* TASK, THEN */
     fut_future *input;         /* THEN, TIMEOUT: the consumed input (for a
                                   chain that ran, the future it follows);
