@@ -73,6 +73,14 @@ static inline int then_count(void *arg, void *input, void **value)
     return 0;
 }
 
+/* The error of f, which is then released. */
+static inline int await_rc(fut_future *f)
+{
+    int rc = fut_await(f, NULL);
+    fut_release(f);
+    return rc;
+}
+
 /* A gate: tasks wait at it until the test opens it. */
 typedef struct gate {
     pthread_mutex_t lock;

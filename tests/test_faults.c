@@ -208,16 +208,24 @@ static int deep_join(void *arg)
     return fut_join(d->pool, deep_join, &next, leaf, NULL);
 }
 
+/* A pool of one worker, for scenarios that need their own; NULL when
+ * making it failed (with a documented error). */
+static fut_pool *one_thread_pool(void)
+{
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1};
+    int rc = fut_pool_create(&pool, &cfg);
+    ck_assert(allowed(rc));
+    return rc ? NULL : pool;
+}
+
 /* 300 nested joins on one thread: the worker's queue must grow past 256
  * (with no memory for that, both branches run inline). Its own pool. */
 static void s_deep_join(fut_pool *unused)
 {
     (void)unused;
-    fut_pool *pool;
-    fut_pool_config cfg = {.threads = 1};
-    int rc = fut_pool_create(&pool, &cfg);
-    ck_assert(allowed(rc));
-    if (rc)
+    fut_pool *pool = one_thread_pool();
+    if (!pool)
         return;
     struct depth d = {pool, 300};
     ck_assert_int_eq(fut_join(pool, deep_join, &d, leaf, NULL), 0);
@@ -249,14 +257,11 @@ static int spawn_wide(void *arg, void **value)
 static void s_wide_spawn(fut_pool *unused)
 {
     (void)unused;
-    fut_pool *pool;
-    fut_pool_config cfg = {.threads = 1};
-    int rc = fut_pool_create(&pool, &cfg);
-    ck_assert(allowed(rc));
-    if (rc)
+    fut_pool *pool = one_thread_pool();
+    if (!pool)
         return;
     fut_future *f = fut_spawn(pool, spawn_wide, pool);
-    rc = fut_await(f, NULL);
+    int rc = fut_await(f, NULL);
     ck_assert_msg(rc == 0 || rc == ENOMEM, "got %s", fut_strerror(rc));
     fut_release(f);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);

@@ -623,21 +623,6 @@ END_TEST
 
 /* ---- fut_any ------------------------------------------------------------ */
 
-/* The error of f, which is then released. */
-static int await_rc(fut_future *f)
-{
-    int rc = fut_await(f, NULL);
-    fut_release(f);
-    return rc;
-}
-
-static int await_rc_of(fut_future *f)
-{
-    int rc = fut_await(f, NULL);
-    fut_release(f);
-    return rc;
-}
-
 static size_t index_of_value(void *v)
 {
     return (size_t)(uintptr_t)v;
@@ -834,10 +819,10 @@ START_TEST(chain_follows_what_the_step_makes)
     ck_assert_int_eq(fut_await(f, &v), EIO);
     ck_assert_int_eq(atomic_load(&skipped.runs), 0);
     fut_release(f);
-    ck_assert_int_eq(await_rc_of(fut_chain(NULL, step, &a)), EINVAL);
+    ck_assert_int_eq(await_rc(fut_chain(NULL, step, &a)), EINVAL);
     fut_future *done = fut_spawn(pool, task_value, NULL);
     ck_assert_int_eq(fut_await(done, NULL), 0); /* so the stats settle */
-    ck_assert_int_eq(await_rc_of(fut_chain(done, NULL, NULL)), EINVAL);
+    ck_assert_int_eq(await_rc(fut_chain(done, NULL, NULL)), EINVAL);
     assert_stats_balanced(pool);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }
@@ -972,10 +957,10 @@ START_TEST(all_values_gathers)
     ck_assert_int_eq(fut_await(all, &v), 0);
     ck_assert_ptr_null(v);
     fut_release(all);
-    ck_assert_int_eq(await_rc_of(fut_all_values(NULL, 2)), EINVAL);
+    ck_assert_int_eq(await_rc(fut_all_values(NULL, 2)), EINVAL);
     fut_future *none[1] = {NULL};
-    ck_assert_int_eq(await_rc_of(fut_all_values(none, 1)), EINVAL);
-    ck_assert_int_eq(await_rc_of(fut_all_values(in, SIZE_MAX)), ENOMEM);
+    ck_assert_int_eq(await_rc(fut_all_values(none, 1)), EINVAL);
+    ck_assert_int_eq(await_rc(fut_all_values(in, SIZE_MAX)), ENOMEM);
     assert_stats_balanced(pool);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }

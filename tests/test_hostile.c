@@ -12,12 +12,6 @@
 static fut_pool *pool;
 static fut_future *ok_future; /* a completed future of pool */
 
-static int await_rc(fut_future *f)
-{
-    int rc = fut_await(f, NULL);
-    fut_release(f);
-    return rc;
-}
 
 static int never(void *arg, size_t lo, size_t hi)
 {
