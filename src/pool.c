@@ -90,10 +90,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     if (threads > MAX_THREADS)
         return EINVAL;
     const char *name = config && config->name ? config->name : "fut";
-    const char *trace = config && config->trace_path ? config->trace_path
-                                                     : NULL;
-    const char *env = config && config->trace_path ? NULL
-                                                   : secure_getenv("FUT_TRACE");
+    const char *trace = config ? config->trace_path : NULL;
+    const char *env = trace ? NULL : secure_getenv("FUT_TRACE");
 
     int rc = ENOMEM;
     fut_pool *pool = zalloc_aligned(1, sizeof(*pool));

@@ -221,6 +221,8 @@ static void join_wait(fut_future *const futs[], size_t n)
 /* Whether futs holds the caller's own future, still pending. */
 static bool holds_itself(fut_future *const futs[], size_t n)
 {
+    if (!fut__in_unit()) /* no unit runs on this thread: none is its own */
+        return false;
     for (size_t i = 0; i < n; i++)
         if (!fut__is_ready(futs[i]) && fut__waits_for_itself(futs[i], NULL))
             return true;
