@@ -74,6 +74,14 @@ MUTATIONS = [
     ("src/sched.c", "    } else if (!s->stop) { /* saw work: search, so that finding it passes",
      "    } else if (0) { /* saw work: search, so that finding it passes",
      "a worker that saw work does not pass the wakeup on"),
+    ("src/future.c", "    if (!value || !in || in->value != value || !frees_value(in))",
+     "    if (!value || !in || in->value != value || !frees_value(in) || value)",
+     "a value passed on is not shared: freed while a later future holds it"),
+    ("src/future.c", "(s & (F_DONE | F_TAKEN | F_BORROWS)) == F_DONE)",
+     "(s & (F_DONE | F_BORROWS)) == F_DONE)", "a taken value is freed anyway"),
+    ("src/future.c", "        __builtin_expect(f->extra != NULL, 0))\n        arg_done(f);",
+     "        __builtin_expect(f->extra != NULL, 0))\n        (void)0;",
+     "a unit that never ran keeps its argument"),
 ]
 
 

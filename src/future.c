@@ -109,6 +109,7 @@ static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
                                    : offsetof(fut_future, fn);
     case KIND_TIMEOUT: return offsetof(fut_future, qnext);
     case KIND_ALL: return ALL_OFFSET + extra;
+    case KIND_PLAIN: return offsetof(fut_future, fn);
     default: return ALL_OFFSET;
     }
 }
@@ -142,16 +143,133 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     return f;
 }
 
-HOT void future_free(fut_future *f)
+/* ---- Options and owned values ----------------------------------------- */
+
+HOT bool has_opts(const fut_task_opts *o)
 {
+    return o && (o->name || o->value_free || o->arg_free || o->arg_size);
+}
+
+/* A call given arg_free failed before its unit could own arg. */
+static void arg_drop(const fut_task_opts *o, void *arg)
+{
+    if (o && o->arg_free && arg)
+        o->arg_free(arg);
+}
+
+/* The block for options o, with the argument copied (*arg then points to
+ * the copy); NULL: no memory. */
+static fut_extra *extra_new(const fut_task_opts *o, void **arg)
+{
+    size_t align = sizeof(max_align_t);
+    size_t name = o->name ? strlen(o->name) + 1 : 0;
+    if (o->arg_size > SIZE_MAX / 4 || name > SIZE_MAX / 4)
+        return NULL;
+    size_t copy = (o->arg_size + align - 1) / align * align;
+    fut_extra *x = malloc(sizeof(*x) + copy + name);
+    if (!x)
+        return NULL;
+    x->value_free = o->value_free;
+    atomic_init(&x->arg_free, o->arg_free);
+    if (o->arg_size)
+        *arg = memcpy(x->copy, *arg, o->arg_size);
+    x->arg = *arg;
+    x->name = name ? memcpy((char *)x->copy + copy, o->name, name) : NULL;
+    return x;
+}
+
+static bool has_extra(const fut_future *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_relaxed) & F_EXTRA;
+}
+
+/* The unit (with EXTRA) is finished with its argument: arg_free runs,
+ * once, on the first of the threads that get here (the runner, the
+ * completer). */
+static __attribute__((noinline)) void arg_done(fut_future *f)
+{
+    fut_extra *x = f->extra;
+    fut_free_fn d = atomic_load_explicit(&x->arg_free, memory_order_relaxed)
+                        ? atomic_exchange(&x->arg_free, NULL)
+                        : NULL;
+    if (d && x->arg)
+        d(x->arg);
+}
+
+/* Frees options' block x, made for a unit that will not be. */
+static void extra_drop(fut_extra *x)
+{
+    fut_free_fn d = atomic_load_explicit(&x->arg_free, memory_order_relaxed);
+    if (d && x->arg)
+        d(x->arg);
+    free(x);
+}
+
+/* The destructor of f's own value, if it has one. */
+static fut_free_fn destructor(const fut_future *f)
+{
+    if (!has_extra(f))
+        return NULL;
+    return f->kind == KIND_PLAIN ? f->value_free : f->extra->value_free;
+}
+
+/* Whether completed f's value is freed by f or by an input f keeps. */
+static bool frees_value(const fut_future *f)
+{
+    return (atomic_load_explicit(&f->state, memory_order_acquire) &
+            F_BORROWS) ||
+           destructor(f);
+}
+
+/* c is about to complete with value; when that is its complete input's
+ * value and the input frees it, c keeps the input (the reference c holds
+ * in c->input stays there until c is freed), so the value lives as long
+ * as c, is freed once, by the input, and a take goes to the input. */
+static bool pass_on(fut_future *c, fut_future *in, const void *value)
+{
+    if (!value || !in || in->value != value || !frees_value(in))
+        return false;
+    atomic_fetch_or_explicit(&c->state, F_BORROWS, memory_order_relaxed);
+    return true;
+}
+
+/* future_free's part for a future with EXTRA: its value, when it still
+ * owns it, and its options' block (whose argument went at completion). */
+static __attribute__((noinline)) void free_owned(fut_future *f, uint64_t s)
+{
+    fut_free_fn d = destructor(f);
+    if (d && f->value && (s & (F_DONE | F_TAKEN | F_BORROWS)) == F_DONE)
+        d(f->value);
+    if (f->kind != KIND_PLAIN)
+        free(f->extra);
+}
+
+struct all_state;
+static struct all_state *all_state(fut_future *f);
+static void all_release_inputs(struct all_state *st);
+
+/* Frees f, whose last reference is gone, with its value when it owns it;
+ * returns the input whose reference f held, for the caller to drop (a
+ * chain of futures each keeping its input is freed in a loop, not by
+ * recursion). */
+HOT fut_future *future_free(fut_future *f)
+{
+    uint64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    fut_future *in = NULL;
     if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
-        fut_release(f->input); /* NULL unless a unit never got to drop it */
+        in = f->input; /* NULL unless a unit never got to drop it, or it
+                          keeps it for its value */
+    if (__builtin_expect((s & F_EXTRA) != 0, 0))
+        free_owned(f, s);
     size_t size = f->size;
-    if (!size) /* fut_all: its all_state.bytes */
+    if (!size) { /* fut_all: its all_state.bytes */
         size = ALL_OFFSET + *(size_t *)((char *)f + ALL_OFFSET);
+        all_release_inputs(all_state(f));
+    }
     if (f->pool)
         fut__pool_ref_drop(f->pool);
     fut__free(f, size);
+    return in;
 }
 
 fut_future *fut_retain(fut_future *f)
@@ -161,10 +279,11 @@ fut_future *fut_retain(fut_future *f)
     return f;
 }
 
-void fut_release(fut_future *f)
+/* Drops one reference of f; whether it was the last. */
+HOT bool unref(fut_future *f)
 {
     if (!f || f->kind == KIND_STATIC)
-        return;
+        return false;
     /* acq_rel: the last releaser sees every write of the other owners.
      * When ours is the only reference left (seen with acquire), nobody
      * else can reach f: free it without a locked instruction. */
@@ -173,10 +292,25 @@ void fut_release(fut_future *f)
     if (refs_of(old) != 1)
         old = atomic_fetch_sub_explicit(&f->state, F_REF, memory_order_acq_rel);
     if (refs_of(old) != 1)
-        return;
+        return false;
     FUT_HAPPENS_AFTER(&f->state);
     FUT_FORGET(&f->state);
-    future_free(f);
+    return true;
+}
+
+/* Frees f, whose last reference is gone, and each input whose last
+ * reference it held. */
+HOT void destroy(fut_future *f)
+{
+    do
+        f = future_free(f);
+    while (unref(f));
+}
+
+void fut_release(fut_future *f)
+{
+    if (unref(f))
+        destroy(f);
 }
 
 bool fut_is_ready(const fut_future *f)
@@ -282,20 +416,23 @@ static __attribute__((noinline)) void complete_listened(fut_future *f,
 }
 
 /* Completes f, whose completion the caller owns; drops one reference of
- * the caller's when `drop` (the caller must hold one either way). */
+ * the caller's when `drop` (the caller must hold one either way). A unit
+ * with options is finished with its argument first, run or not. */
 HOT void complete(fut_future *f, void *value, int error, bool drop)
 {
     f->value = error ? NULL : value;
     f->error = error;
     FUT_HAPPENS_BEFORE(&f->state);
     uint64_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (__builtin_expect((s & F_EXTRA) != 0, 0) && f->kind != KIND_PLAIN)
+        arg_done(f);
     while (!(s & F_LISTENED)) {
         uint64_t to = (s | F_DONE) - (drop ? F_REF : 0);
         if (atomic_compare_exchange_weak_explicit(&f->state, &s, to,
                                                   memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             if (drop && refs_of(s) == 1)
-                future_free(f);
+                destroy(f);
             return;
         }
     }
@@ -351,10 +488,12 @@ static fut_future *borrow_input(fut_future *f)
     return in;
 }
 
-/* The unit, timer or listener is finished with f. */
+/* The unit, timer or listener is finished with f (and with its input,
+ * unless f keeps it for its value). */
 static void drop_task_ref(fut_future *f)
 {
-    if (f->kind == KIND_THEN || f->kind == KIND_TIMEOUT)
+    if ((f->kind == KIND_THEN || f->kind == KIND_TIMEOUT) &&
+        !(atomic_load_explicit(&f->state, memory_order_relaxed) & F_BORROWS))
         fut_release(take_input(f));
     fut_release(f);
 }
@@ -403,7 +542,8 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 {
     uint64_t start = fut__now_ns();
     int error = call(f, value);
-    fut__trace_record(lane, unit_fn(f), f->kind, start, fut__now_ns());
+    fut__trace_record(lane, unit_fn(f), has_extra(f) ? f->extra->name : NULL,
+                      f->kind, start, fut__now_ns());
     return error;
 }
 
@@ -411,9 +551,12 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 static void follow_fire(fut_listener *l, fut_future *inner)
 {
     fut_future *f = CONTAINER(l, fut_future, node);
-    if (claim(f, PHASE_WAITING))
-        complete(f, inner->error ? NULL : inner->value, inner->error, false);
-    drop_task_ref(f); /* and the inner future */
+    if (claim(f, PHASE_WAITING)) {
+        void *value = inner->error ? NULL : inner->value;
+        pass_on(f, inner, value);
+        complete(f, value, inner->error, false);
+    }
+    drop_task_ref(f); /* and the inner future, unless f keeps it */
 }
 
 /* A chain's function returned `inner` (its reference now ours): f, which
@@ -437,8 +580,22 @@ static void follow(fut_future *f, fut_future *inner)
         follow_fire(&f->node, inner);
 }
 
+/* A unit with options has run: its argument goes, and so does a value
+ * it stored but cannot give (it failed), unless that is its input's. */
+static __attribute__((noinline)) void after_options(fut_future *f,
+                                                    void **value, int error)
+{
+    arg_done(f);
+    bool inputs = f->kind == KIND_THEN && *value == f->input->value;
+    if (error && *value && !inputs && !(f->flags & FLAG_CHAIN) &&
+        f->extra->value_free) {
+        f->extra->value_free(*value);
+        *value = NULL;
+    }
+}
+
 /* Runs a claimed task or continuation and completes it; drops the task
- * reference (and a continuation's input). */
+ * reference (and a continuation's input, unless it keeps it). */
 HOT void execute(fut_future *f)
 {
     void *value = NULL;
@@ -454,14 +611,19 @@ HOT void execute(fut_future *f)
         if (error)
             fut__stat_to(pool, l, STAT_FAILED, 1);
     }
-    if (f->kind == KIND_THEN)
+    if (__builtin_expect(has_extra(f), 0)) /* see fut_task_opts */
+        after_options(f, &value, error);
+    if (f->kind == KIND_THEN && ((f->flags & FLAG_CHAIN) || error ||
+                                 !pass_on(f, f->input, value)))
         fut_release(take_input(f));
-    if ((f->flags & FLAG_CHAIN) && !error) {
-        if (value) {
+    if (f->flags & FLAG_CHAIN) {
+        if (value && !error) {
             follow(f, value);
             return;
         }
-        error = EINVAL; /* no future to follow */
+        fut_release(value); /* a future given with an error */
+        value = NULL;
+        error = error ? error : EINVAL; /* no future to follow */
     }
     complete(f, value, error, true);
 }
@@ -522,22 +684,53 @@ bool fut_cancel_requested(void)
 
 /* ---- fut_spawn --------------------------------------------------------- */
 
-fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
+/* Options (has_opts) checked before anything is made: EINVAL, ENOMEM or
+ * 0, with *x the options' block and *arg maybe moved to its copy. */
+static int opts_take(const fut_task_opts *o, fut_extra **x, void **arg)
 {
-    if (!pool || !fn)
-        return &s_einval;
+    if (o->arg_size && !*arg)
+        return EINVAL;
+    *x = extra_new(o, arg);
+    return *x ? 0 : ENOMEM;
+}
+
+/* A future for a call that failed before its unit was made. */
+static fut_future *refused(const fut_task_opts *o, void *arg, int error)
+{
+    arg_drop(o, arg);
+    return error == ENOMEM ? &s_enomem : &s_einval;
+}
+
+HOT fut_future *spawn(fut_pool *pool, const fut_task_opts *o, fut_task_fn fn,
+                      void *arg)
+{
+    fut_extra *x = NULL;
+    int err = !pool || !fn ? EINVAL : 0;
+    if (!err && has_opts(o)) /* folded away for fut_spawn */
+        err = opts_take(o, &x, &arg);
+    if (err)
+        return refused(o, arg, err);
     fut_future *f = future_new(pool, KIND_TASK, 0, 0, 2); /* + task ref */
-    if (!f)
+    if (!f) {
+        if (x)
+            extra_drop(x);
+        else
+            arg_drop(o, arg);
         return &s_enomem;
+    }
     f->fn.task = fn;
     f->arg = arg;
+    uint64_t state = PHASE_QUEUED + 2 * F_REF;
+    if (x) {
+        f->extra = x;
+        state |= F_EXTRA;
+    }
     f->work.run = run_unit;
-    atomic_store_explicit(&f->state, PHASE_QUEUED + 2 * F_REF,
-                          memory_order_relaxed);
+    atomic_store_explicit(&f->state, state, memory_order_relaxed);
     fut_local *l = fut__local(pool);
     fut__stat_to(pool, l, STAT_SPAWNED, 1);
     fut__stat_to(pool, l, STAT_QUEUED, 1);
-    int err = fut__sched_submit(&pool->sched, &f->work, SUBMIT_NEW);
+    err = fut__sched_submit(&pool->sched, &f->work, SUBMIT_NEW);
     if (err) {
         fut__stat_to(pool, l, STAT_SPAWNED, -1);
         fut__stat_to(pool, l, STAT_QUEUED, -1);
@@ -545,6 +738,17 @@ fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
         complete(f, NULL, err, true);
     }
     return f;
+}
+
+fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg)
+{
+    return spawn(pool, NULL, fn, arg);
+}
+
+fut_future *fut_spawn_with(fut_pool *pool, const fut_task_opts *opts,
+                           fut_task_fn fn, void *arg)
+{
+    return spawn(pool, opts, fn, arg);
 }
 
 /* ---- fut_then ---------------------------------------------------------- */
@@ -664,7 +868,9 @@ static void then_fire(fut_listener *l, fut_future *in)
         if (!orphan)
             fut__stat_add(c->pool, STAT_CANCELLED, 1);
         /* it does not run: the input's outcome passes through */
-        complete(c, error ? NULL : in->value, error, false);
+        void *value = error ? NULL : in->value;
+        pass_on(c, in, value);
+        complete(c, value, error, false);
     }
     drop_task_ref(c);
 }
@@ -672,14 +878,17 @@ static void then_fire(fut_listener *l, fut_future *in)
 /* fut_then, fut_chain, fut_catch and fut_finally: consumes f and makes
  * the continuation that runs fn when runs_after() says so (how: its
  * flags); runs it here when f has no pool, else listens to f. */
-HOT fut_future *continuation(fut_future *f, unsigned char how,
-                             fut_unit_fn fn, bool no_fn, void *arg)
+HOT fut_future *continuation(fut_future *f, const fut_task_opts *o,
+                             unsigned char how, fut_unit_fn fn, bool no_fn,
+                             void *arg)
 {
-    if (!f)
-        return &s_einval;
-    if (no_fn) {
+    fut_extra *x = NULL;
+    int err = !f || no_fn ? EINVAL : 0;
+    if (!err && has_opts(o)) /* folded away without options */
+        err = opts_take(o, &x, &arg);
+    if (err) {
         fut_release(f);
-        return &s_einval;
+        return refused(o, arg, err);
     }
     fut_pool *pool = f->pool; /* f may be gone once c is listening */
     bool listed =
@@ -689,17 +898,28 @@ HOT fut_future *continuation(fut_future *f, unsigned char how,
                                2); /* + task ref */
     if (!c) {
         fut_release(f);
+        if (x)
+            extra_drop(x);
+        else
+            arg_drop(o, arg);
         return &s_enomem;
     }
     c->fn = fn;
     c->arg = arg;
+    if (x) { /* c is ours alone until it listens */
+        c->extra = x;
+        atomic_store_explicit(&c->state, PHASE_WAITING + 2 * F_REF + F_EXTRA,
+                              memory_order_relaxed);
+    }
     c->input = f;
     c->node.fire = then_fire;
     c->work.run = run_unit;
     if (!pool) { /* no pool: f is complete; run here */
         claim_to(c, PHASE_WAITING, PHASE_RUNNING);
         if (!runs_after(c, f->error)) {
-            complete(c, f->error ? NULL : f->value, f->error, false);
+            void *value = f->error ? NULL : f->value;
+            pass_on(c, f, value);
+            complete(c, value, f->error, false);
             drop_task_ref(c);
         } else {
             execute(c);
@@ -727,24 +947,49 @@ HOT fut_future *continuation(fut_future *f, unsigned char how,
 
 fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
 {
-    return continuation(f, 0, (fut_unit_fn){.then = fn}, !fn, arg);
+    return continuation(f, NULL, 0, (fut_unit_fn){.then = fn}, !fn, arg);
+}
+
+fut_future *fut_then_with(fut_future *f, const fut_task_opts *opts,
+                          fut_then_fn fn, void *arg)
+{
+    return continuation(f, opts, 0, (fut_unit_fn){.then = fn}, !fn, arg);
 }
 
 fut_future *fut_chain(fut_future *f, fut_chain_fn fn, void *arg)
 {
-    return continuation(f, FLAG_CHAIN, (fut_unit_fn){.chain = fn}, !fn, arg);
+    return fut_chain_with(f, NULL, fn, arg);
+}
+
+fut_future *fut_chain_with(fut_future *f, const fut_task_opts *opts,
+                           fut_chain_fn fn, void *arg)
+{
+    return continuation(f, opts, FLAG_CHAIN, (fut_unit_fn){.chain = fn}, !fn,
+                        arg);
 }
 
 fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg)
 {
-    return continuation(f, FLAG_ON_ERROR, (fut_unit_fn){.recover = fn}, !fn,
-                        arg);
+    return fut_catch_with(f, NULL, fn, arg);
+}
+
+fut_future *fut_catch_with(fut_future *f, const fut_task_opts *opts,
+                           fut_recover_fn fn, void *arg)
+{
+    return continuation(f, opts, FLAG_ON_ERROR, (fut_unit_fn){.recover = fn},
+                        !fn, arg);
 }
 
 fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg)
 {
-    return continuation(f, FLAG_ON_ANY, (fut_unit_fn){.recover = fn}, !fn,
-                        arg);
+    return fut_finally_with(f, NULL, fn, arg);
+}
+
+fut_future *fut_finally_with(fut_future *f, const fut_task_opts *opts,
+                             fut_recover_fn fn, void *arg)
+{
+    return continuation(f, opts, FLAG_ON_ANY, (fut_unit_fn){.recover = fn},
+                        !fn, arg);
 }
 
 /* ---- fut_sleep and fut_timeout ---------------------------------------- */
@@ -800,8 +1045,10 @@ static void timeout_fire(fut_listener *l, fut_future *in)
     fut_future *t = CONTAINER(l, fut_future, node);
     if (timer_take_back(t))
         fut_release(t); /* the timer's reference; ours remains */
-    if (claim(t, PHASE_WAITING))
+    if (claim(t, PHASE_WAITING)) {
+        pass_on(t, in, in->value);
         complete(t, in->value, in->error, false);
+    }
     drop_task_ref(t);
 }
 
@@ -811,7 +1058,7 @@ void fut__timer_fired(fut_timer *timer)
     fut_future *f = CONTAINER(timer, fut_future, timer);
     fut_pool *pool = f->pool;
     if (pool->trace_path)
-        fut__trace_record(&pool->timer_trace, NULL, f->kind, f->fn.armed,
+        fut__trace_record(&pool->timer_trace, NULL, NULL, f->kind, f->fn.armed,
                           fut__now_ns());
     if (claim(f, PHASE_WAITING)) {
         bool timeout = f->kind == KIND_TIMEOUT;
@@ -878,6 +1125,17 @@ static struct all_state *all_state(fut_future *f)
     return (struct all_state *)(void *)((char *)f + ALL_OFFSET);
 }
 
+/* A gathering fut_all keeps its inputs while it lives, as the values in
+ * its array are theirs; the others let go of them once complete. */
+static void all_release_inputs(struct all_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        fut_future *in = st->in[i];
+        st->in[i] = NULL;
+        fut_release(in);
+    }
+}
+
 /* fut_any: the first input to complete wins; the others may be
  * cancelled. Our count of `remaining` keeps `all` alive meanwhile. */
 static void any_fire(fut_future *all, struct all_state *st, size_t index)
@@ -912,8 +1170,8 @@ static void all_fire(fut_listener *l, fut_future *in)
             st->values[i] = st->in[i]->value;
         complete(all, error ? NULL : st->values, error, false);
     }
-    for (size_t i = 0; i < st->n; i++)
-        fut_release(st->in[i]);
+    if (!st->values)
+        all_release_inputs(st);
     fut_release(all); /* the task reference */
 }
 
@@ -1059,6 +1317,50 @@ static int promise_settle(fut_promise *promise, void *value, int error)
 int fut_promise_resolve(fut_promise *promise, void *value)
 {
     return promise ? promise_settle(promise, value, 0) : EINVAL;
+}
+
+int fut_promise_resolve_with(fut_promise *promise, void *value,
+                             fut_free_fn value_free)
+{
+    fut_future *f = (fut_future *)promise;
+    int rc = EINVAL;
+    if (f && claim(f, PHASE_WAITING)) {
+        if (value_free) { /* the completion is ours: nobody reads it yet */
+            f->value_free = value_free;
+            atomic_fetch_or_explicit(&f->state, F_EXTRA, memory_order_relaxed);
+        }
+        complete(f, value, 0, true);
+        return 0;
+    }
+    if (f) {
+        fut_release(f);
+        rc = EALREADY;
+    }
+    if (value_free && value)
+        value_free(value);
+    return rc;
+}
+
+int fut_take(fut_future *f, void **value)
+{
+    if (!value)
+        return EINVAL;
+    *value = NULL;
+    if (f && f->kind == KIND_ALL && all_state(f)->values)
+        return EINVAL; /* the array is the future's */
+    void *v;
+    int rc = fut_await(f, &v);
+    if (rc)
+        return rc;
+    fut_future *h = f; /* the future that frees the value, if any */
+    while (atomic_load_explicit(&h->state, memory_order_acquire) & F_BORROWS)
+        h = h->input;
+    if (h->kind != KIND_STATIC &&
+        (atomic_fetch_or_explicit(&h->state, F_TAKEN, memory_order_acq_rel) &
+         F_TAKEN))
+        return EALREADY;
+    *value = v;
+    return 0;
 }
 
 int fut_promise_reject(fut_promise *promise, int error)

@@ -149,7 +149,7 @@ static void child_run(fut_work *w)
     uint64_t start = lane ? fut__now_ns() : 0;
     int rc = fn(arg, &value);
     if (lane)
-        fut__trace_record(lane, (fut_fn)fn, KIND_TASK, start, fut__now_ns());
+        fut__trace_record(lane, (fut_fn)fn, NULL, KIND_TASK, start, fut__now_ns());
     fut__user_end(saved);
     fut__stat_add(pool, STAT_COMPLETED, 1);
     if (rc)

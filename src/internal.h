@@ -41,6 +41,15 @@ struct fut_listener {
  *             completer that sees it takes the stripe lock to detach the
  *             listeners, one that does not sets DONE with one CAS.
  *   CANCEL    fut_cancel asked a running task to stop (a hint, relaxed).
+ *   TAKEN     fut_take took the value: its destructor no longer runs.
+ *   BORROWS   set before DONE, by a future completed with its input's
+ *             value when the input frees that value (see pass_on in
+ *             future.c): it keeps its input, so the value lives as long
+ *             as it does, and a take goes to the input.
+ *   EXTRA     set before the future is shared (a promise's: before DONE):
+ *             a task's or continuation's `extra` holds its options, a
+ *             promise's `value_free` its value's destructor. Without it,
+ *             those fields are not even initialized.
  *   bits 32+  the reference count: the caller's handles, plus one "task
  *             reference" held from acceptance until the unit, timer or
  *             promise is finished with the future.
@@ -55,6 +64,9 @@ enum fut_phase {
 #define F_DONE     4ull
 #define F_LISTENED 8ull
 #define F_CANCEL   16ull
+#define F_TAKEN    32ull
+#define F_BORROWS  64ull
+#define F_EXTRA    128ull
 #define F_REF      (1ull << 32)
 
 enum fut_kind {
@@ -97,8 +109,19 @@ typedef union fut_unit_fn {
     uint64_t armed;         /* SLEEP, TIMEOUT when traced: when added */
 } fut_unit_fn;
 
-/* 40 bytes of header, then what the kind needs: a sleep is 56 bytes, a
- * task 80, a timeout 96, a continuation 112 (alloc.c's classes). */
+/* What fut_task_opts asks of a task or continuation, in one block. */
+typedef struct fut_extra {
+    fut_free_fn value_free; /* the future's value, when it frees it    */
+    _Atomic(fut_free_fn) arg_free; /* the argument's; NULL once run    */
+    void *arg;              /* what arg_free gets: the copy, else arg   */
+    char *name;             /* NULL: none; else in this block          */
+    max_align_t copy[];     /* arg_size bytes of the argument, then the
+                               name                                    */
+} fut_extra;
+
+/* 40 bytes of header, then what the kind needs: a promise's is 48 bytes,
+ * a sleep 56, a task 80, a timeout 104, a continuation 120 (alloc.c's
+ * classes). */
 struct fut_future {
     _Atomic uint64_t state;   /* see above                               */
     int error;                /* written once before DONE               */
@@ -115,12 +138,14 @@ struct fut_future {
                                  the completer's                         */
     fut_pool *pool;           /* holds a pool reference; NULL: no pool   */
     union {
-        fut_work work;   /* TASK, THEN: its unit in the scheduler       */
-        fut_timer timer; /* SLEEP, TIMEOUT                             */
+        fut_work work;          /* TASK, THEN: its unit in the scheduler */
+        fut_timer timer;        /* SLEEP, TIMEOUT                        */
+        fut_free_fn value_free; /* PLAIN with EXTRA: the value's        */
     };
     fut_unit_fn fn;            /* TASK, THEN: set at creation; SLEEP,
                                   TIMEOUT: armed                      */
-    void *arg;                 /* TASK, THEN */
+    void *arg;                 /* TASK, THEN (the copy, with arg_size) */
+    fut_extra *extra;          /* TASK, THEN with EXTRA: its options  */
     fut_future *input;         /* THEN, TIMEOUT: the consumed input (for a
                                   chain that ran, the future it follows);
                                   the stripe lock once listening              */
@@ -296,8 +321,9 @@ static inline fut_trace_lane *fut__trace_lane(fut_pool *pool)
 
 /* trace.c */
 typedef void (*fut_fn)(void); /* any function, for traces */
-void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
-                       uint64_t start, uint64_t end);
+/* name: NULL, or a name given in the unit's options (copied). */
+void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
+                       int kind, uint64_t start, uint64_t end);
 void fut__trace_write(fut_pool *pool);
 /* A unit's event on the caller's lane: its worker's, else the outside one. */
 void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,

@@ -21,13 +21,14 @@
 #include <string.h>
 
 struct fut_trace_event {
-    fut_fn fn; /* the task or continuation; NULL for a timer */
+    fut_fn fn;  /* the task or continuation; NULL for a timer */
+    char *name; /* its name from its options (a copy), or NULL  */
     uint64_t start, end;
     int kind; /* enum fut_kind */
 };
 
-void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
-                       uint64_t start, uint64_t end)
+void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
+                       int kind, uint64_t start, uint64_t end)
 {
     if (lane->len == lane->cap) {
         size_t cap = lane->cap ? 2 * lane->cap : 256;
@@ -39,7 +40,9 @@ void fut__trace_record(fut_trace_lane *lane, fut_fn fn, int kind,
         lane->events = ev;
         lane->cap = cap;
     }
-    lane->events[lane->len++] = (fut_trace_event){fn, start, end, kind};
+    /* Without memory for the name, the event keeps the function's. */
+    char *copy = name ? strdup(name) : NULL;
+    lane->events[lane->len++] = (fut_trace_event){fn, copy, start, end, kind};
 }
 
 /* A unit's event on its worker's lane; a thread outside the pool (a
@@ -49,11 +52,11 @@ void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
 {
     fut_trace_lane *lane = fut__trace_lane(pool);
     if (lane) {
-        fut__trace_record(lane, fn, kind, start, end);
+        fut__trace_record(lane, fn, NULL, kind, start, end);
         return;
     }
     pthread_mutex_lock(&pool->trace_lock);
-    fut__trace_record(&pool->outside_trace, fn, kind, start, end);
+    fut__trace_record(&pool->outside_trace, fn, NULL, kind, start, end);
     pthread_mutex_unlock(&pool->trace_lock);
 }
 
@@ -110,7 +113,10 @@ static void write_lane(FILE *out, const fut_trace_lane *lane, size_t tid,
         double dur = (double)(e->end - e->start) / 1e3;
         if (e->fn) {
             fputs("{\"name\":\"", out);
-            write_name(out, e->fn);
+            if (e->name)
+                write_escaped(out, e->name);
+            else
+                write_name(out, e->fn);
             fprintf(out,
                     "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,"
                     "\"ts\":%.3f,\"dur\":%.3f}",
@@ -183,6 +189,9 @@ void fut__trace_write(fut_pool *pool)
         fprintf(stderr, "fut: pool %s: cannot write its trace to %s: %s\n",
                 pool->name, pool->trace_path, strerror(errno));
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < lanes[i]->len; j++)
+            free(lanes[i]->events[j].name);
         free(lanes[i]->events);
+    }
 }

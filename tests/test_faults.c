@@ -51,6 +51,47 @@ static void s_spawn(fut_pool *pool)
     check_future(fut_spawn(pool, task_value, (void *)7), (void *)7);
 }
 
+/* Options: the block for them can fail too; the argument's destructor
+ * runs once whatever fails, and the value's frees what the task made. */
+static atomic_int opt_args;
+static void opt_arg_free(void *p)
+{
+    ck_assert_int_eq(*(int *)p, 5);
+    atomic_fetch_add(&opt_args, 1);
+}
+
+static int task_malloc(void *arg, void **value)
+{
+    (void)arg;
+    *value = malloc(16);
+    return *value ? 0 : ENOMEM;
+}
+
+static int then_pass(void *arg, void *input, void **value)
+{
+    (void)arg;
+    *value = input;
+    return 0;
+}
+
+static void s_options(fut_pool *pool)
+{
+    atomic_store(&opt_args, 0);
+    fut_task_opts o = {.name = "named",
+                       .value_free = free,
+                       .arg_free = opt_arg_free,
+                       .arg_size = sizeof(int)};
+    int x = 5;
+    fut_future *f = fut_spawn_with(pool, &o, task_malloc, &x);
+    fut_future *c = fut_then_with(fut_retain(f), &o, then_pass, &x);
+    int rc = fut_await(c, NULL);
+    ck_assert_msg(rc == 0 || rc == ENOMEM, "got %s", fut_strerror(rc));
+    fut_await(f, NULL); /* its argument goes before it completes */
+    fut_release(c);
+    fut_release(f);
+    ck_assert_int_eq(atomic_load(&opt_args), 2);
+}
+
 static void s_then(fut_pool *pool)
 {
     check_future(
@@ -322,6 +363,9 @@ static void s_pool(fut_pool *unused)
     if (rc == 0) {
         for (int i = 0; i < 3; i++)
             s_spawn(pool);
+        fut_task_opts named = {.name = "traced"}; /* the trace copies it */
+        check_future(fut_spawn_with(pool, &named, task_value, (void *)7),
+                     (void *)7);
         check_future(fut_sleep(pool, 1), NULL);
         ck_assert_int_eq(fut_pool_destroy(pool), 0);
     } else {
@@ -416,6 +460,7 @@ static int inject_all(scenario s, bool own_pool, int *calls)
 FAULT_TEST(faults_pool, s_pool, false)
 FAULT_TEST(faults_spawn, s_spawn, true)
 FAULT_TEST(faults_then, s_then, true)
+FAULT_TEST(faults_options, s_options, true)
 FAULT_TEST(faults_all_any_join, s_all_any_join, true)
 FAULT_TEST(faults_timers, s_timers, true)
 FAULT_TEST(faults_timeout_input, s_timeout_input, true)
@@ -635,7 +680,7 @@ END_TEST
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
-    FUT_TCASE(s, "faults", faults_pool, faults_spawn, faults_then,
+    FUT_TCASE(s, "faults", faults_pool, faults_spawn, faults_then, faults_options,
               faults_all_any_join, faults_timers, faults_timeout_input,
               faults_promise, faults_group, faults_parallel_for,
               faults_failure_chain, faults_join_pending, faults_deep_join,

@@ -9,8 +9,13 @@
  *    never return NULL: any failure is carried by the returned future and
  *    reported by fut_await.
  *  - Ownership: every function that returns a future hands the caller one
- *    reference, dropped with fut_release. fut_then and fut_timeout consume
- *    their input; every other function borrows the futures it is given.
+ *    reference, dropped with fut_release. fut_then, fut_chain, fut_catch,
+ *    fut_finally (and their _with forms) and fut_timeout consume their
+ *    input; every other function borrows the futures it is given. A
+ *    value is borrowed by whoever reads it (fut_await, a continuation),
+ *    valid while the future is: fut frees a value only when asked to
+ *    (fut_task_opts.value_free, fut_promise_resolve_with), and then once,
+ *    unless fut_take takes it out.
  *  - Threads: every function may be called from any thread, including from
  *    inside tasks and continuations. No library lock is held while a task,
  *    a continuation or any other user code runs.
@@ -99,6 +104,8 @@ typedef int (*fut_recover_fn)(void *arg, int error, void *input, void **value);
  * and stores in *next a future whose outcome becomes its own (giving up
  * its reference to it), and returns 0; or returns an error code. */
 typedef int (*fut_chain_fn)(void *arg, void *input, fut_future **next);
+/** A destructor, for values and arguments (fut_task_opts). */
+typedef void (*fut_free_fn)(void *p);
 /** A loop body for fut_parallel_for: handles indices [begin, end) and
  * returns 0, or an error code that stops the loop. */
 typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
@@ -134,6 +141,33 @@ typedef struct fut_pool_stats {
     uint64_t queued;         /* accepted, ready, not yet started, now        */
     uint64_t timers_pending; /* sleeps and timeouts not yet due         */
 } fut_pool_stats;
+
+/** What a task or continuation can ask for beyond its function and
+ * argument (fut_spawn_with, fut_then_with, ...). Zero-initialize, then set
+ * what you need; NULL options, or all zero, behave as fut_spawn and
+ * fut_then. */
+typedef struct fut_task_opts {
+    /** Copied. Shown in traces instead of the function's symbol. */
+    const char *name;
+    /** The future owns its value: value_free(value) runs once, on the
+     * thread that drops the future's last reference (or, for a value a
+     * failing function stored anyway, right after it returned), unless
+     * fut_take took the value. A value the function passes on unchanged
+     * from an input that frees it stays the input's (see fut_take). A
+     * NULL value is left alone. */
+    fut_free_fn value_free;
+    /** The unit owns its argument: arg_free(arg) runs once, before the
+     * future completes: right after the function returns, or as the unit
+     * is cancelled or refused; and before the call returns when the call
+     * fails at once (from the call on, even with EINVAL, arg is the
+     * library's). With arg_size it gets the copy (arg itself when the
+     * copy could not be made). A NULL arg is left alone. */
+    fut_free_fn arg_free;
+    /** Nonzero: the arg_size bytes at arg are copied into the future
+     * before the call returns, and the function gets the copy (aligned
+     * for any type), so a caller may pass a struct on its stack. */
+    size_t arg_size;
+} fut_task_opts;
 
 /* ---- Pools ------------------------------------------------------------ */
 
@@ -200,6 +234,14 @@ FUT_API int fut_worker_index(void);
 FUT_API fut_future *fut_spawn(fut_pool *pool, fut_task_fn fn, void *arg);
 
 /**
+ * fut_spawn with options (see fut_task_opts): a name, a destructor for the
+ * value and one for the argument, a copy of the argument. Errors carried:
+ * those of fut_spawn. opts NULL: fut_spawn. Never blocks on the task.
+ */
+FUT_API fut_future *fut_spawn_with(fut_pool *pool, const fut_task_opts *opts,
+                                   fut_task_fn fn, void *arg);
+
+/**
  * Consumes f and returns a future for fn(arg, value of f, &value), run on
  * f's pool once f has completed successfully. If f fails, the new future
  * fails with the same error and fn does not run (ECANCELED when f was
@@ -224,7 +266,8 @@ FUT_API fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg);
  * links) is written without blocking a worker in fut_await: the C form of
  * an `async fn` that awaits, folly's thenValue returning a future,
  * JavaScript's then returning a promise. fn returning 0 with next NULL
- * fails the new future with EINVAL. If f fails, fn does not run and the
+ * fails the new future with EINVAL; a future stored in next along with
+ * an error is released. If f fails, fn does not run and the
  * error passes on. Cancelling the new future while fn runs lets fn finish
  * and then cancels next; cancelling it while it follows next cancels next
  * (ECANCELED either way); before fn runs, as fut_then. Errors carried:
@@ -260,6 +303,22 @@ FUT_API fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg);
  * Never blocks.
  */
 FUT_API fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg);
+
+/**
+ * fut_then, fut_chain, fut_catch and fut_finally with options (see
+ * fut_task_opts). Errors carried: those of the function without options.
+ * opts NULL: the function without options. For fut_chain_with,
+ * value_free applies to the value of the future it follows, unless that
+ * future frees it itself. Never block.
+ */
+FUT_API fut_future *fut_then_with(fut_future *f, const fut_task_opts *opts,
+                                  fut_then_fn fn, void *arg);
+FUT_API fut_future *fut_chain_with(fut_future *f, const fut_task_opts *opts,
+                                   fut_chain_fn fn, void *arg);
+FUT_API fut_future *fut_catch_with(fut_future *f, const fut_task_opts *opts,
+                                   fut_recover_fn fn, void *arg);
+FUT_API fut_future *fut_finally_with(fut_future *f, const fut_task_opts *opts,
+                                     fut_recover_fn fn, void *arg);
 
 /**
  * Returns a future that completes with a NULL value ms milliseconds from
@@ -373,6 +432,23 @@ FUT_API int fut_join_settled(fut_future *const futs[], size_t n, int errors[]);
  */
 FUT_API int fut_await_any(fut_future *const futs[], size_t n, size_t *index);
 
+/**
+ * Blocks until f completes (as fut_await) and, when it succeeded, takes
+ * its value out: no future frees it any more (the destructor it was made
+ * with does not run), and the caller owns it. Works on any future; on one
+ * whose value has no destructor it only marks the value taken. A value is
+ * taken once: a future that passed on its input's value unchanged (a
+ * fut_catch that was not needed, a fut_timeout in time, a fut_chain, a
+ * continuation storing its input) shares that value with the input, and
+ * taking it from either takes it from both. Like Rust's `.await` on a
+ * JoinHandle, or folly's `std::move(f).get()`. Stores the value in *value
+ * (NULL when it fails) and returns f's error; EALREADY (the value was
+ * taken already); EINVAL (f or value NULL, or f a fut_all_values, whose
+ * array stays the future's: take each value from its input); EDEADLK as
+ * fut_await. Borrows f. On a worker, runs queued work meanwhile.
+ */
+FUT_API int fut_take(fut_future *f, void **value);
+
 /** Whether f has completed; false for NULL. Never blocks. */
 FUT_API bool fut_is_ready(const fut_future *f);
 
@@ -382,7 +458,9 @@ FUT_API bool fut_is_ready(const fut_future *f);
 FUT_API fut_future *fut_retain(fut_future *f);
 
 /** Drops one reference; the last one frees f, pending or not (the work
- * still runs). NULL is ignored. Never blocks. */
+ * still runs), and its value when f owns it (fut_task_opts.value_free,
+ * fut_promise_resolve_with) and nobody took it: the destructor runs here.
+ * NULL is ignored. Never blocks (beyond a destructor). */
 FUT_API void fut_release(fut_future *f);
 
 /* ---- Cancellation ------------------------------------------------------ */
@@ -430,6 +508,17 @@ FUT_API int fut_promise_create(fut_pool *pool, fut_promise **promise,
  * queued on the pool, or run here when they only pass a failure on.
  */
 FUT_API int fut_promise_resolve(fut_promise *promise, void *value);
+
+/**
+ * fut_promise_resolve with a value the future owns: value_free(value)
+ * runs once, on the thread that drops the future's last reference, unless
+ * fut_take takes the value; or before this returns, when the future was
+ * cancelled first (EALREADY), or the promise is NULL (EINVAL): from the
+ * call on, the value is the library's. Returns as fut_promise_resolve.
+ * Never blocks.
+ */
+FUT_API int fut_promise_resolve_with(fut_promise *promise, void *value,
+                                     fut_free_fn value_free);
 
 /**
  * Fails the promise's future with error and frees the promise. Rejecting
