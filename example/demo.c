@@ -1,18 +1,27 @@
 /*
  * fut-demo: the four async patterns of tokio's teaching example, with
- * futures on a fut pool, plus a failing task and a CPU-bound pattern.
+ * futures on a fut pool, plus a failing task, a CPU-bound pattern, a
+ * timeout and cancel pattern and a deadlock that fut diagnoses.
  *
  * The simulated I/O (fetch_data, async_task, process_item) is a fut_sleep
  * followed by a continuation: the wait holds no worker, and the step that
  * finishes the operation runs on a worker, which is what the output names.
- * Every operation is recorded (start, end, worker), so the demo can check
- * its own results, compare each pattern with its ideal, and draw the
- * timeline as an SVG (--svg); --trace writes the pool's Chrome trace.
+ * Pattern 2 spawns real tasks that block instead, to show what a fixed
+ * pool does with them. Every operation prints a "started" and a "done"
+ * line, and is recorded (start, end, worker), so the demo can check its
+ * own results, compare each pattern with its ideal, and draw the timeline
+ * as an SVG (--svg); --trace writes the pool's Chrome trace, where each
+ * operation appears under its name.
+ *
+ * Debugging: the demo_break_* functions below are breakpoint markers,
+ * called at each step (`break demo_break_done` in gdb); --step pauses at
+ * each of them until you press Enter.
  */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include <fut/fut.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -31,24 +40,26 @@ static size_t cpus(void)
     return 1;
 }
 
-enum { MAX_OPS = 64, PATTERNS = 6, MAIN_THREAD = -2 };
+enum { MAX_OPS = 64, PATTERNS = 8, MAIN_THREAD = -2 };
 
 /* One simulated operation, or one chunk of CPU work. */
 typedef struct op {
     const char *name;
     int id;
+    char label[32]; /* "name(id)": its name in traces and output */
     int pattern;    /* 1..PATTERNS */
     uint64_t ms;    /* simulated duration; 0 for CPU chunks */
     double start;   /* ms since the demo began */
     double end;     /* set by the step that finished it */
     int worker;     /* which worker finished it */
     int fail;       /* the error it returns, 0 for success */
+    bool blocks;    /* held its worker all along (pattern 2) */
     uint64_t value; /* CPU chunks: their result */
 } op;
 
 static struct {
     fut_pool *pool;
-    bool quiet;
+    bool quiet, step;
     double t0;
     op ops[MAX_OPS];
     int nops;
@@ -74,6 +85,49 @@ static void say(const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---- Breakpoint markers ----------------------------------------------
+ * Each step of the demo calls one of these: break on them in a debugger
+ * (gdb: `break demo_break_done`, then `info threads`, `bt`), or run with
+ * --step to pause at each. Exported and never inlined, so that a debugger
+ * finds them by name. */
+static pthread_mutex_t step_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void step_pause(const char *what, const char *label)
+{
+    if (!demo.step)
+        return;
+    pthread_mutex_lock(&step_lock); /* one pause at a time, any thread */
+    int w = fut_worker_index();
+    char where[32] = "main thread";
+    if (w >= 0)
+        snprintf(where, sizeof(where), "worker %d", w);
+    printf("   [step] %s %s (%s): press Enter\n", what, label, where);
+    fflush(stdout);
+    char line[8];
+    if (!fgets(line, sizeof(line), stdin))
+        demo.step = false; /* end of input: run on */
+    pthread_mutex_unlock(&step_lock);
+}
+
+__attribute__((noinline)) void demo_break_started(const op *o);
+__attribute__((noinline)) void demo_break_started(const op *o)
+{
+    step_pause("started", o->label); /* BREAKPOINT: an operation begins */
+}
+
+__attribute__((noinline)) void demo_break_done(const op *o);
+__attribute__((noinline)) void demo_break_done(const op *o)
+{
+    step_pause("done", o->label); /* BREAKPOINT: on the worker that ends it */
+}
+
+__attribute__((noinline)) void demo_break_pattern(int k, const char *title);
+__attribute__((noinline)) void demo_break_pattern(int k, const char *title)
+{
+    (void)k;
+    step_pause("pattern", title); /* BREAKPOINT: a pattern begins */
+}
+
 static op *op_new(const char *name, int id, int pattern, uint64_t ms)
 {
     if (demo.nops == MAX_OPS) {
@@ -87,7 +141,29 @@ static op *op_new(const char *name, int id, int pattern, uint64_t ms)
               .ms = ms,
               .start = now_ms(),
               .worker = -1};
+    snprintf(o->label, sizeof(o->label), "%s(%d)", name, id);
     return o;
+}
+
+/* The "started" line of an operation, from the thread that starts it. */
+static void started(op *o, const char *how)
+{
+    say("   %-16s started at +%3.0f ms%s\n", o->label,
+        o->start - demo.pattern_start[o->pattern], how);
+    demo_break_started(o);
+}
+
+/* The "done" line, from the worker that finishes it. */
+static void done(op *o)
+{
+    if (o->fail)
+        say("   %-16s failed on worker %d at +%3.0f ms: %s\n", o->label,
+            o->worker, o->end - demo.pattern_start[o->pattern],
+            fut_strerror(o->fail));
+    else
+        say("   %-16s done   on worker %d at +%3.0f ms\n", o->label,
+            o->worker, o->end - demo.pattern_start[o->pattern]);
+    demo_break_done(o);
 }
 
 /* ---- The simulated operations ----------------------------------------- */
@@ -101,6 +177,7 @@ int finish_op(void *arg, void *input, void **value)
     op *o = arg;
     o->end = now_ms();
     o->worker = fut_worker_index();
+    done(o);
     *value = o;
     return o->fail;
 }
@@ -110,7 +187,9 @@ static fut_future *simulate(const char *name, int id, int pattern, uint64_t ms,
 {
     op *o = op_new(name, id, pattern, ms);
     o->fail = fail;
-    return fut_then(fut_sleep(demo.pool, ms), finish_op, o);
+    started(o, " (a timer: no worker held)");
+    fut_task_opts named = {.name = o->label}; /* the trace shows it */
+    return fut_then_with(fut_sleep(demo.pool, ms), &named, finish_op, o);
 }
 
 /* fetch_data(): takes 100 ms and returns data. */
@@ -131,17 +210,13 @@ static fut_future *process_item(int pattern, int i)
     return simulate("process_item", i, pattern, 50, 0);
 }
 
-/* Awaits f, prints what came back, and returns the op (NULL on error). */
+/* Awaits f and returns its op (NULL on error); the op printed its lines. */
 static op *await_op(fut_future *f, int *error)
 {
     void *v;
     *error = fut_await(f, &v);
     fut_release(f);
-    op *o = v;
-    if (o)
-        say("   %s(%d) -> done on worker %d at +%3.0f ms\n", o->name, o->id,
-            o->worker, o->end - demo.pattern_start[o->pattern]);
-    return o;
+    return v;
 }
 
 /* ---- The patterns ------------------------------------------------------ */
@@ -180,26 +255,62 @@ static result pattern_sequential(int k)
     return r;
 }
 
+/* async_task as code that blocks (a read() on a socket, a sleep): it
+ * holds its worker for the whole 100 ms. Exported for traces. */
+int blocking_task(void *arg, void **value);
+int blocking_task(void *arg, void **value)
+{
+    op *o = arg;
+    o->start = now_ms(); /* when a worker took it, not when it was spawned */
+    o->worker = fut_worker_index();
+    say("   %-16s started on worker %d at +%3.0f ms (holds it while it "
+        "blocks)\n",
+        o->label, o->worker, o->start - demo.pattern_start[o->pattern]);
+    demo_break_started(o);
+    struct timespec ts = {0, (long)o->ms * 1000000L};
+    while (nanosleep(&ts, &ts) == EINTR)
+        ;
+    o->end = now_ms();
+    done(o);
+    *value = o;
+    return 0;
+}
+
 static result pattern_spawn(int k)
 {
-    say("== %d. Parallel spawn: five async_task (100..500 ms) started at "
-        "once,\n   awaited in order\n",
+    size_t rounds = (5 + demo.threads - 1) / demo.threads;
+    say("== %d. Parallel spawn: five async_task of 100 ms that block, "
+        "spawned with fut_spawn\n",
         k);
-    result r = {.ideal = 500, .other = 1500, .ok = true};
+    result r = {.ideal = (double)rounds * 100, .other = 500, .ok = true};
     double start = now_ms();
     fut_future *fs[5];
-    for (int i = 0; i < 5; i++)
-        fs[i] = async_task(k, i + 1, (uint64_t)(i + 1) * 100);
+    for (int i = 0; i < 5; i++) {
+        op *o = op_new("async_task", i + 1, k, 100);
+        o->blocks = true;
+        say("   %-16s spawned at +%3.0f ms\n", o->label,
+            o->start - demo.pattern_start[k]);
+        fut_task_opts named = {.name = o->label};
+        fs[i] = fut_spawn_with(demo.pool, &named, blocking_task, o);
+    }
     for (int i = 0; i < 5; i++) {
         int err;
         op *o = await_op(fs[i], &err);
         r.ok &= !err && o && o->id == i + 1;
     }
     r.elapsed = now_ms() - start;
-    r.ok &= r.elapsed < 0.8 * r.other; /* overlapped, or it was not parallel */
-    report(k, &r, "the longest", "one after another",
-           "spawned work runs while you wait for something else; awaiting "
-           "the handles in order costs nothing extra.");
+    if (rounds < 5) /* overlapped, or it was not parallel */
+        r.ok &= r.elapsed < 0.8 * r.other;
+    char ideal[80];
+    snprintf(ideal, sizeof(ideal), "%zu round%s of 100: 5 tasks on %zu worker%s",
+             rounds, rounds == 1 ? "" : "s", demo.threads,
+             demo.threads == 1 ? "" : "s");
+    report(k, &r, ideal, "one after another",
+           "a task that blocks holds its worker, so five of them on N "
+           "workers take ceil(5/N) rounds (try --threads 5). tokio::spawn "
+           "runs them all at once because its tasks give the thread back at "
+           "each .await; in fut, wait with fut_sleep and fut_then "
+           "(patterns 1, 3 and 4) and no worker is held.");
     return r;
 }
 
@@ -353,13 +464,117 @@ static result pattern_cpu(int k)
     return r;
 }
 
+static result pattern_timeout(int k)
+{
+    say("== %d. Timeout and cancel: fetch_data bounded by fut_timeout, and "
+        "the first of two mirrors\n",
+        k);
+    result r = {.ideal = 200, .other = 400, .ok = true};
+    double start = now_ms();
+    fut_future *quick = fut_timeout(fetch_data(k, 1), 200);
+    fut_future *slow =
+        fut_timeout(simulate("slow_fetch", 2, k, 400, 0), 200);
+    op *slow_op = &demo.ops[demo.nops - 1];
+    fut_future *mirrors[2] = {simulate("mirror_eu", 3, k, 250, 0),
+                              simulate("mirror_us", 4, k, 60, 0)};
+    op *names[2] = {&demo.ops[demo.nops - 2], &demo.ops[demo.nops - 1]};
+    /* the first to finish wins; the other is cancelled (select!) */
+    fut_future *first = fut_any(mirrors, 2, true);
+    int err;
+    op *o = await_op(quick, &err);
+    r.ok &= !err && o && o->id == 1;
+    void *v;
+    err = fut_await(first, &v);
+    size_t winner = (size_t)(uintptr_t)v;
+    int loser = fut_await(mirrors[0], NULL);
+    say("   fut_any -> %s came first; mirror_eu(3) -> %s: never finishes\n",
+        err || winner > 1 ? fut_strerror(err) : names[winner]->label,
+        fut_strerror(loser));
+    r.ok &= !err && winner == 1 && loser == ECANCELED && names[0]->worker == -1;
+    err = fut_await(slow, NULL);
+    say("   slow_fetch(2) -> %s at +%3.0f ms: its timer is cancelled, its "
+        "step never runs\n",
+        fut_strerror(err), now_ms() - demo.pattern_start[k]);
+    r.ok &= err == ETIMEDOUT && slow_op->worker == -1;
+    fut_release(slow);
+    fut_release(first);
+    fut_release(mirrors[0]);
+    fut_release(mirrors[1]);
+    r.elapsed = now_ms() - start;
+    report(k, &r, "the timeout", "the slow fetch alone",
+           "fut_timeout bounds a wait and cancels what it cuts off, like "
+           "tokio::time::timeout; fut_any takes the first to finish and can "
+           "cancel the rest, like select!. Cancelled work never runs.");
+    return r;
+}
+
+/* A task given its own future (through a promise), which it awaits: a
+ * wait for itself, which can never end. Exported for traces. */
+int wait_for_myself(void *arg, void **value);
+int wait_for_myself(void *arg, void **value)
+{
+    void *me;
+    int err = fut_await(arg, &me); /* the promise's value: our future */
+    if (!err)
+        err = fut_await(me, NULL); /* BREAKPOINT: EDEADLK, at once */
+    *value = (void *)(intptr_t)err;
+    return 0;
+}
+
+/* A group's child waiting for its own group: also a wait for itself. */
+int wait_for_my_group(void *arg, void **value);
+int wait_for_my_group(void *arg, void **value)
+{
+    (void)value;
+    return fut_group_wait(arg); /* its error becomes the group's */
+}
+
+static result pattern_deadlock(int k)
+{
+    say("== %d. Deadlock, diagnosed: a task that awaits its own future, a "
+        "child that waits for its group\n",
+        k);
+    result r = {.ok = true};
+    double start = now_ms();
+    fut_promise *p;
+    fut_future *its_future;
+    r.ok &= fut_promise_create(demo.pool, &p, &its_future) == 0;
+    fut_task_opts named = {.name = "wait_for_myself"};
+    fut_future *t = fut_spawn_with(demo.pool, &named, wait_for_myself,
+                                   its_future);
+    fut_promise_resolve(p, t);
+    void *v;
+    r.ok &= fut_await(t, &v) == 0;
+    int err = (int)(intptr_t)v;
+    say("   wait_for_myself: fut_await(its own future) -> %s\n",
+        fut_strerror(err));
+    r.ok &= err == EDEADLK;
+    fut_release(t);
+    fut_release(its_future);
+    fut_group *g;
+    r.ok &= fut_group_create(demo.pool, &g) == 0;
+    r.ok &= fut_group_spawn(g, wait_for_my_group, g) == 0;
+    err = fut_group_wait(g);
+    say("   wait_for_my_group: fut_group_wait(its own group) -> %s\n",
+        fut_strerror(err));
+    r.ok &= err == EDEADLK;
+    fut_group_destroy(g);
+    r.elapsed = now_ms() - start;
+    report(k, &r, "at once", NULL,
+           "a wait that could only end if the waiter itself went on fails "
+           "with EDEADLK at once, instead of hanging without a word.");
+    return r;
+}
+
 /* ---- The timeline as SVG ---------------------------------------------- */
 
 static const char *colors[PATTERNS + 1] = {
-    "#999", "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"};
+    "#999",    "#4e79a7", "#f28e2b", "#59a14f", "#e15759",
+    "#b07aa1", "#76b7b2", "#edc948", "#9c755f"};
 static const char *titles[PATTERNS + 1] = {
-    "",          "1 sequential", "2 parallel spawn", "3 join", "4 ordered loop",
-    "5 failure", "6 CPU-bound"};
+    "",          "1 sequential",  "2 parallel spawn",   "3 join",
+    "4 ordered loop", "5 failure", "6 CPU-bound", "7 timeout & cancel",
+    "8 deadlock"};
 
 /* Operations in stacked rows (waits), then one lane per worker (what ran
  * there: CPU chunks as bars, finishing steps as ticks). */
@@ -439,8 +654,9 @@ static int write_svg(const char *path)
             op *o = &demo.ops[i];
             if (o->worker != who)
                 continue;
-            double x = left + (o->ms ? o->end : o->start) * scale;
-            double len = o->ms ? 1.5 : (o->end - o->start) * scale;
+            bool bar = !o->ms || o->blocks; /* it ran there all along */
+            double x = left + (bar ? o->start : o->end) * scale;
+            double len = bar ? (o->end - o->start) * scale : 1.5;
             fprintf(out,
                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                     "height=\"%.0f\" fill=\"%s\"/>\n",
@@ -473,15 +689,18 @@ static long number(const char *text, long lo, long hi)
 
 static void usage(FILE *to)
 {
-    fputs("usage: fut-demo [--threads N] [--pattern K] [--quiet]\n"
+    fputs("usage: fut-demo [--threads N] [--pattern K] [--quiet] [--step]\n"
           "                [--trace FILE] [--svg FILE] [--help]\n"
           "  --threads N   pool size (default: the CPUs you may use)\n"
-          "  --pattern K   run only pattern K (1-6)\n"
+          "  --pattern K   run only pattern K (1-8)\n"
           "  --quiet       print only each pattern's timing line\n"
+          "  --step        pause at each breakpoint marker (demo_break_*)\n"
+          "                until Enter is pressed\n"
           "  --trace FILE  write the pool's Chrome trace (Perfetto)\n"
           "  --svg FILE    draw the timeline of what ran where\n"
           "Patterns: 1 sequential awaits, 2 parallel spawn, 3 join,\n"
-          "4 ordered loop, 5 a failing task, 6 CPU-bound work.\n"
+          "4 ordered loop, 5 a failing task, 6 CPU-bound work,\n"
+          "7 timeout and cancel, 8 a deadlock diagnosed.\n"
           "Exit status: 0 when every result is right, 1 if one is wrong,\n"
           "2 on bad usage or setup failure.\n",
           to);
@@ -499,6 +718,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--quiet")) {
             demo.quiet = true;
+        } else if (!strcmp(a, "--step")) {
+            demo.step = true;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--pattern") ||
                    !strcmp(a, "--trace") || !strcmp(a, "--svg")) {
             if (!next) {
@@ -518,7 +739,7 @@ int main(int argc, char **argv)
                 svg = next;
             } else {
                 fprintf(stderr, "fut-demo: bad %s value '%s' (want %s)\n", a,
-                        next, !strcmp(a, "--threads") ? "1..4096" : "1..6");
+                        next, !strcmp(a, "--threads") ? "1..4096" : "1..8");
                 return 2;
             }
         } else {
@@ -542,7 +763,7 @@ int main(int argc, char **argv)
     result (*const patterns[PATTERNS + 1])(int) = {
         NULL,         pattern_sequential, pattern_spawn,
         pattern_join, pattern_ordered,    pattern_failure,
-        pattern_cpu};
+        pattern_cpu,  pattern_timeout,    pattern_deadlock};
     bool ok = true;
     for (int k = 1; k <= PATTERNS; k++) {
         if (only && k != only)
@@ -550,6 +771,7 @@ int main(int argc, char **argv)
         if (demo.quiet)
             printf("%d. %-18s", k, titles[k] + 2);
         demo.pattern_start[k] = now_ms();
+        demo_break_pattern(k, titles[k]);
         ok &= patterns[k](k).ok;
     }
     fut_pool_destroy(demo.pool); /* writes the trace, if asked */

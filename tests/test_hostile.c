@@ -134,6 +134,62 @@ static int c_settled_null_errors(void)
     fut_future *one[1] = {ok_future};
     return fut_join_settled(one, 1, NULL);
 }
+static const fut_task_opts no_opts; /* all zero: as without options */
+static int c_spawn_with_null_pool(void)
+{
+    return await_rc(fut_spawn_with(NULL, &no_opts, task_value, NULL));
+}
+static int c_spawn_with_null_opts(void)
+{
+    return await_rc(fut_spawn_with(pool, NULL, task_value, NULL));
+}
+static int c_spawn_with_huge_copy(void)
+{
+    fut_task_opts o = {.arg_size = SIZE_MAX};
+    return await_rc(fut_spawn_with(pool, &o, task_value, &o));
+}
+static int c_spawn_with_copy_of_null(void)
+{
+    fut_task_opts o = {.arg_size = 8};
+    return await_rc(fut_spawn_with(pool, &o, task_value, NULL));
+}
+static int c_spawn_with_long_name(void)
+{
+    static char name[100001];
+    memset(name, 'n', sizeof(name) - 1);
+    fut_task_opts o = {.name = name};
+    return await_rc(fut_spawn_with(pool, &o, task_value, NULL));
+}
+static int c_then_with_null(void)
+{
+    return await_rc(fut_then_with(NULL, &no_opts, then_add, NULL));
+}
+static int c_chain_with_null_fn(void)
+{
+    return await_rc(fut_chain_with(fut_retain(ok_future), &no_opts, NULL, NULL));
+}
+static int c_catch_with_null(void)
+{
+    return await_rc(fut_catch_with(NULL, &no_opts, NULL, NULL));
+}
+static int c_finally_with_null_fn(void)
+{
+    return await_rc(fut_finally_with(fut_retain(ok_future), &no_opts, NULL,
+                                     NULL));
+}
+static int c_take_null(void)
+{
+    void *v;
+    return fut_take(NULL, &v);
+}
+static int c_take_null_out(void)
+{
+    return fut_take(ok_future, NULL);
+}
+static int c_resolve_with_null(void)
+{
+    return fut_promise_resolve_with(NULL, NULL, free);
+}
 static int c_then_null_fn(void)
 {
     return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
@@ -347,6 +403,18 @@ static const struct {
     {"spawn(NULL fn)", c_spawn_null_fn, EINVAL},
     {"sleep(NULL pool)", c_sleep_null, EINVAL},
     {"sleep(UINT64_MAX), cancelled", c_sleep_huge_cancelled, ECANCELED},
+    {"spawn_with(NULL pool)", c_spawn_with_null_pool, EINVAL},
+    {"spawn_with(NULL opts)", c_spawn_with_null_opts, 0},
+    {"spawn_with(arg_size SIZE_MAX)", c_spawn_with_huge_copy, ENOMEM},
+    {"spawn_with(arg_size 8, NULL arg)", c_spawn_with_copy_of_null, EINVAL},
+    {"spawn_with(100000-char name)", c_spawn_with_long_name, 0},
+    {"then_with(NULL)", c_then_with_null, EINVAL},
+    {"chain_with(_, NULL fn)", c_chain_with_null_fn, EINVAL},
+    {"catch_with(NULL, NULL fn)", c_catch_with_null, EINVAL},
+    {"finally_with(_, NULL fn)", c_finally_with_null_fn, EINVAL},
+    {"take(NULL)", c_take_null, EINVAL},
+    {"take(_, NULL)", c_take_null_out, EINVAL},
+    {"promise_resolve_with(NULL)", c_resolve_with_null, EINVAL},
     {"then(NULL)", c_then_null, EINVAL},
     {"then(_, NULL fn)", c_then_null_fn, EINVAL},
     {"join_settled(NULL, 1)", c_settled_null, EINVAL},
