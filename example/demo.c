@@ -293,6 +293,12 @@ static result pattern_spawn(int k)
         fut_task_opts named = {.name = o->label};
         fs[i] = fut_spawn_with(demo.pool, &named, blocking_task, o);
     }
+    if (!demo.quiet) { /* look inside, 50 ms in: who runs what, what waits */
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        say("   fut_pool_dump at +%3.0f ms:\n", now_ms() - start);
+        fut_pool_dump(demo.pool, stdout, FUT_DUMP_TEXT);
+    }
     for (int i = 0; i < 5; i++) {
         int err;
         op *o = await_op(fs[i], &err);

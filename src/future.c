@@ -42,13 +42,36 @@ static FUT_TLS fut_future *tl_current;          /* the unit running here */
 static FUT_TLS const atomic_bool *tl_cancelled; /* or a child's group's  */
 static FUT_TLS bool tl_in_user;                 /* inside a unit's code  */
 
-fut_user_mark fut__user_begin(fut_future *current,
-                              const atomic_bool *cancelled)
+static bool has_extra(const fut_future *f);
+
+/* Shows what worker share l runs now (fut_pool_dump): fn, and f's name. */
+static void show_running(fut_local *l, fut_fn fn, const fut_future *f)
 {
-    fut_user_mark saved = {tl_current, tl_cancelled, tl_in_user};
+    atomic_store_explicit(&l->running, fn, memory_order_relaxed);
+    const char *name = f && has_extra(f) ? f->extra->name : NULL;
+    if (__builtin_expect(!name && !l->named, 1))
+        return;
+    uint64_t words[4] = {0, 0, 0, 0};
+    if (name)
+        strncpy((char *)words, name, sizeof(words) - 1);
+    for (int i = 0; i < 4; i++)
+        atomic_store_explicit(&l->name[i], words[i], memory_order_relaxed);
+    l->named = name != NULL;
+}
+
+fut_user_mark fut__user_begin(fut_future *current,
+                              const atomic_bool *cancelled, fut_fn fn)
+{
+    fut_user_mark saved = {tl_current, tl_cancelled, NULL, tl_in_user};
     tl_current = current;
     tl_cancelled = cancelled;
     tl_in_user = true;
+    fut_sched_worker *w = fut__sched_any_self();
+    if (w) {
+        fut_local *l = w->data;
+        saved.fn = atomic_load_explicit(&l->running, memory_order_relaxed);
+        show_running(l, fn, current);
+    }
     return saved;
 }
 
@@ -57,6 +80,9 @@ void fut__user_end(fut_user_mark saved)
     tl_current = saved.current;
     tl_cancelled = saved.cancelled;
     tl_in_user = saved.in_user;
+    fut_sched_worker *w = fut__sched_any_self();
+    if (w) /* the unit this one ran on top of, still running: alive */
+        show_running(w->data, saved.fn, saved.current);
 }
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
@@ -213,12 +239,15 @@ static fut_free_fn destructor(const fut_future *f)
     return f->kind == KIND_PLAIN ? f->value_free : f->extra->value_free;
 }
 
-/* Whether completed f's value is freed by f or by an input f keeps. */
+static bool gathers(const fut_future *f);
+
+/* Whether completed f's value is freed by f (a destructor, or the array
+ * of a gathering fut_all, which goes with it) or by an input f keeps. */
 static bool frees_value(const fut_future *f)
 {
     return (atomic_load_explicit(&f->state, memory_order_acquire) &
             F_BORROWS) ||
-           destructor(f);
+           destructor(f) || gathers(f);
 }
 
 /* c is about to complete with value; when that is its complete input's
@@ -599,7 +628,7 @@ static __attribute__((noinline)) void after_options(fut_future *f,
 HOT void execute(fut_future *f)
 {
     void *value = NULL;
-    fut_user_mark saved = fut__user_begin(f, NULL);
+    fut_user_mark saved = fut__user_begin(f, NULL, unit_fn(f));
     fut_trace_lane *lane = fut__trace_lane(f->pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
@@ -791,6 +820,35 @@ void fut__pending_remove(fut_pool *pool, fut_future *c)
     if (c->on_pending)
         pending_unlink(pool, c);
     pthread_mutex_unlock(&pool->pending_lock);
+}
+
+int fut__pending_visit(fut_pool *pool, fut_visit_fn visit, void *ctx)
+{
+    if (pthread_mutex_trylock(&pool->pending_lock) != 0)
+        return EBUSY; /* held: perhaps by a thread a debugger stopped */
+    for (fut_future *c = pool->pending.head; c; c = c->qnext) /* alive */
+        visit(ctx, unit_fn(c), has_extra(c) ? c->extra->name : NULL,
+              c->input ? c->input->kind : KIND_STATIC, 0);
+    pthread_mutex_unlock(&pool->pending_lock);
+    return 0;
+}
+
+struct timer_visit {
+    fut_visit_fn visit;
+    void *ctx;
+};
+
+static void timer_seen(void *ctx, fut_timer *t)
+{
+    struct timer_visit *tv = ctx;
+    fut_future *f = CONTAINER(t, fut_future, timer); /* in the heap: alive */
+    tv->visit(tv->ctx, NULL, NULL, f->kind, t->deadline);
+}
+
+int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx)
+{
+    struct timer_visit tv = {visit, ctx};
+    return fut__timer_visit(&pool->sched, timer_seen, &tv);
 }
 
 /* Pool destroy: c waited on its pool's pending list; cancel it if it is
@@ -1125,6 +1183,13 @@ static struct all_state *all_state(fut_future *f)
     return (struct all_state *)(void *)((char *)f + ALL_OFFSET);
 }
 
+/* Whether f is a gathering fut_all (fut_all_values): its value is an
+ * array inside it. */
+static bool gathers(const fut_future *f)
+{
+    return f->kind == KIND_ALL && all_state((fut_future *)f)->values;
+}
+
 /* A gathering fut_all keeps its inputs while it lives, as the values in
  * its array are theirs; the others let go of them once complete. */
 static void all_release_inputs(struct all_state *st)
@@ -1346,8 +1411,6 @@ int fut_take(fut_future *f, void **value)
     if (!value)
         return EINVAL;
     *value = NULL;
-    if (f && f->kind == KIND_ALL && all_state(f)->values)
-        return EINVAL; /* the array is the future's */
     void *v;
     int rc = fut_await(f, &v);
     if (rc)
@@ -1355,6 +1418,8 @@ int fut_take(fut_future *f, void **value)
     fut_future *h = f; /* the future that frees the value, if any */
     while (atomic_load_explicit(&h->state, memory_order_acquire) & F_BORROWS)
         h = h->input;
+    if (gathers(h))
+        return EINVAL; /* the array is the future's */
     if (h->kind != KIND_STATIC &&
         (atomic_fetch_or_explicit(&h->state, F_TAKEN, memory_order_acq_rel) &
          F_TAKEN))

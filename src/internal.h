@@ -17,6 +17,8 @@
 #include "alloc.h"
 #include "sched.h"
 
+#include <stdio.h>
+
 typedef struct fut_listener fut_listener;
 
 /* Something to tell when a future completes. fire() runs once, with no
@@ -178,11 +180,18 @@ enum fut_stat {
     STAT_COUNT
 };
 
-/* What the pool keeps per worker; written by that worker only. */
+typedef void (*fut_fn)(void); /* any function, for traces and dumps */
+
+/* What the pool keeps per worker; written by that worker only, and read
+ * by fut_pool_dump from any thread (the atomics, relaxed: a snapshot). */
 typedef struct fut_local {
     _Alignas(64) atomic_llong stat[STAT_COUNT];
     size_t ref_budget; /* pool references held for futures made here */
     fut_trace_lane trace;
+    _Atomic(fut_fn) running;    /* the function of the unit it runs now */
+    _Atomic uint64_t name[4];   /* that unit's name (fut_task_opts), cut
+                                   to 31 bytes; "" when it has none     */
+    bool named;                 /* name is not "": own                 */
 } fut_local;
 
 struct fut_pool {
@@ -215,10 +224,13 @@ static inline bool fut__is_ready(const fut_future *f)
 typedef struct fut_user_mark {
     fut_future *current;
     const atomic_bool *cancelled; /* a group child's: its group's flag */
+    fut_fn fn;                    /* what the worker showed it ran      */
     bool in_user;
 } fut_user_mark;
+/* Also shows, for fut_pool_dump, that the calling worker runs fn (and
+ * current's name, if it has one). */
 fut_user_mark fut__user_begin(fut_future *current,
-                              const atomic_bool *cancelled);
+                              const atomic_bool *cancelled, fut_fn fn);
 void fut__user_end(fut_user_mark saved);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
@@ -319,12 +331,27 @@ static inline fut_trace_lane *fut__trace_lane(fut_pool *pool)
 #endif
 }
 
+/* What a continuation waiting on the pool's pending list, or a timer,
+ * is (for fut_pool_dump): its function (NULL for a timer), its name from
+ * its options, and the kind of its input (a continuation) or its own (a
+ * timer, with its deadline). Called under the list's or the heap's
+ * lock, where the futures are alive. */
+typedef void (*fut_visit_fn)(void *ctx, fut_fn fn, const char *name,
+                             int kind, uint64_t deadline);
+/* 0, or EBUSY when the list's lock could not be had. */
+int fut__pending_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
+int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
+
 /* trace.c */
-typedef void (*fut_fn)(void); /* any function, for traces */
 /* name: NULL, or a name given in the unit's options (copied). */
 void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
                        int kind, uint64_t start, uint64_t end);
 void fut__trace_write(fut_pool *pool);
+/* fn's symbol where the binary exports it, else its address; escaped
+ * for a JSON string. */
+void fut__write_fn_name(FILE *out, fut_fn fn);
+/* s, escaped as the inside of a JSON string. */
+void fut__write_escaped(FILE *out, const char *s);
 /* A unit's event on the caller's lane: its worker's, else the outside one. */
 void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
                      uint64_t end);

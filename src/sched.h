@@ -256,6 +256,10 @@ int fut__sched_timer_add(fut_sched *s, fut_timer *t);
 int fut__timer_add(fut_sched *s, fut_timer *t);
 bool fut__timer_remove(fut_sched *s, fut_timer *t);
 size_t fut__timer_pending(fut_sched *s);
+/* Calls visit for each timer in the heap, under its lock: 0, or EBUSY
+ * when the lock is held (nothing is visited). */
+int fut__timer_visit(fut_sched *s, void (*visit)(void *ctx, fut_timer *t),
+                     void *ctx);
 int fut__timer_start(fut_sched *s, const char *name);
 void fut__timer_stop(fut_sched *s); /* joins the thread       */
 void fut__timer_fini(fut_sched *s); /* then frees the rest  */

@@ -122,6 +122,17 @@ size_t fut__timer_pending(fut_sched *s)
     return n;
 }
 
+int fut__timer_visit(fut_sched *s, void (*visit)(void *ctx, fut_timer *t),
+                    void *ctx)
+{
+    if (pthread_mutex_trylock(&s->timer_lock) != 0)
+        return EBUSY; /* held: perhaps by a thread a debugger stopped */
+    for (size_t i = 0; i < s->heap_len; i++)
+        visit(ctx, s->heap[i]);
+    pthread_mutex_unlock(&s->timer_lock);
+    return 0;
+}
+
 /* ---- The timer thread ---------------------------------------------------- */
 
 static void *timer_main(void *arg)

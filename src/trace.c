@@ -62,7 +62,7 @@ void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
 
 /* s as the inside of a JSON string: quotes, backslashes and control
  * characters escaped, and bytes that are not UTF-8 replaced by '?'. */
-static void write_escaped(FILE *out, const char *s)
+void fut__write_escaped(FILE *out, const char *s)
 {
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c == '"' || *c == '\\')
@@ -90,13 +90,13 @@ static void write_escaped(FILE *out, const char *s)
 }
 
 /* The symbol of fn where the binary exports it, else its address. */
-static void write_name(FILE *out, fut_fn fn)
+void fut__write_fn_name(FILE *out, fut_fn fn)
 {
     void *addr;
     memcpy(&addr, &fn, sizeof(addr)); /* POSIX: function pointers fit */
     Dl_info info;
     if (dladdr(addr, &info) && info.dli_sname && info.dli_saddr == addr) {
-        write_escaped(out, info.dli_sname);
+        fut__write_escaped(out, info.dli_sname);
     } else {
         fprintf(out, "%p", addr);
     }
@@ -114,9 +114,9 @@ static void write_lane(FILE *out, const fut_trace_lane *lane, size_t tid,
         if (e->fn) {
             fputs("{\"name\":\"", out);
             if (e->name)
-                write_escaped(out, e->name);
+                fut__write_escaped(out, e->name);
             else
-                write_name(out, e->fn);
+                fut__write_fn_name(out, e->fn);
             fprintf(out,
                     "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,"
                     "\"ts\":%.3f,\"dur\":%.3f}",
@@ -143,7 +143,7 @@ static void write_lane_name(FILE *out, size_t tid, const char *name,
             "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%zu,"
             "\"args\":{\"name\":\"",
             tid);
-    write_escaped(out, name);
+    fut__write_escaped(out, name);
     fprintf(out, "-%zu\"}}", index);
 }
 

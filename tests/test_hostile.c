@@ -190,6 +190,18 @@ static int c_resolve_with_null(void)
 {
     return fut_promise_resolve_with(NULL, NULL, free);
 }
+static int c_dump_null(void)
+{
+    return fut_pool_dump(NULL, stderr, 0);
+}
+static int c_dump_null_out(void)
+{
+    return fut_pool_dump(pool, NULL, FUT_DUMP_JSON);
+}
+static int c_dump_bad_flags(void)
+{
+    return fut_pool_dump(pool, stderr, ~0u);
+}
 static int c_then_null_fn(void)
 {
     return await_rc(fut_then(fut_retain(ok_future), NULL, NULL));
@@ -415,6 +427,9 @@ static const struct {
     {"take(NULL)", c_take_null, EINVAL},
     {"take(_, NULL)", c_take_null_out, EINVAL},
     {"promise_resolve_with(NULL)", c_resolve_with_null, EINVAL},
+    {"pool_dump(NULL)", c_dump_null, EINVAL},
+    {"pool_dump(_, NULL)", c_dump_null_out, EINVAL},
+    {"pool_dump(_, _, ~0)", c_dump_bad_flags, EINVAL},
     {"then(NULL)", c_then_null, EINVAL},
     {"then(_, NULL fn)", c_then_null_fn, EINVAL},
     {"join_settled(NULL, 1)", c_settled_null, EINVAL},

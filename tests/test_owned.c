@@ -74,6 +74,14 @@ static int then_thing(void *arg, void *input, void **value)
     return 0;
 }
 
+/* A continuation passing an array on unchanged. */
+static int then_same_array(void *arg, void *input, void **value)
+{
+    (void)arg;
+    *value = input;
+    return 0;
+}
+
 /* A continuation passing its input on unchanged. */
 static int then_same(void *arg, void *input, void **value)
 {
@@ -319,6 +327,47 @@ START_TEST(gathered_values_stay_valid)
         ck_assert_int_eq(thing_n(values[i]), i);
     ck_assert_int_eq(atomic_load(&freed), 0);
     fut_release(all);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    assert_all_freed();
+}
+END_TEST
+
+/* An array passed on from fut_all_values stays valid while the later
+ * future is held, and cannot be taken through it either. */
+static int chain_to_all(void *arg, void *input, fut_future **next)
+{
+    (void)input;
+    fut_future **in = arg;
+    *next = fut_all_values(in, 2);
+    return 0;
+}
+
+START_TEST(gathered_array_passed_on)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *in[2];
+    for (int i = 0; i < 2; i++)
+        in[i] = fut_spawn_with(pool, &owned, make_thing, (void *)(intptr_t)i);
+    fut_future *passed[4] = {
+        fut_catch(fut_all_values(in, 2), recover_thing, NULL),
+        fut_timeout(fut_all_values(in, 2), 60000),
+        fut_then(fut_all_values(in, 2), then_same_array, NULL),
+        fut_chain(fut_spawn(pool, task_value, NULL), chain_to_all, in)};
+    for (int k = 0; k < 4; k++) {
+        void *v;
+        ck_assert_int_eq(fut_await(passed[k], &v), 0);
+        fut_await(passed[k], NULL); /* and its inputs are all done */
+        ck_assert_int_eq(thing_n(((void **)v)[1]), 1);
+        ck_assert_int_eq(fut_take(passed[k], &v), EINVAL);
+    }
+    for (int i = 0; i < 2; i++)
+        fut_release(in[i]);
+    for (int k = 0; k < 4; k++) {
+        void *v;
+        ck_assert_int_eq(fut_await(passed[k], &v), 0);
+        ck_assert_int_eq(thing_n(((void **)v)[0]), 0); /* still valid */
+        fut_release(passed[k]);
+    }
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
     assert_all_freed();
 }
@@ -659,6 +708,7 @@ static Suite *owned_suite(void)
               failed_task_value_freed, passed_on_values_freed_once,
               long_pass_on_chain, continuation_values,
               chain_error_releases_next, gathered_values_stay_valid,
+              gathered_array_passed_on,
               promise_owned_value, every_order, timeout_then_value,
               owned_races);
     FUT_TCASE(s, "options", arg_freed_once, arg_copied, name_in_trace);

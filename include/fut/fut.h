@@ -61,6 +61,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* The version, in one place: CMake reads these three lines. */
 #define FUT_VERSION_MAJOR 0
@@ -153,8 +154,10 @@ typedef struct fut_task_opts {
      * thread that drops the future's last reference (or, for a value a
      * failing function stored anyway, right after it returned), unless
      * fut_take took the value. A value the function passes on unchanged
-     * from an input that frees it stays the input's (see fut_take). A
-     * NULL value is left alone. */
+     * (a continuation storing its input's, a fut_catch that did not need
+     * to run, a chain following its step) stays its input's when the
+     * input frees it (see fut_take); from an input that does not, it
+     * becomes this future's. A NULL value is left alone. */
     fut_free_fn value_free;
     /** The unit owns its argument: arg_free(arg) runs once, before the
      * future completes: right after the function returns, or as the unit
@@ -218,6 +221,28 @@ FUT_API size_t fut_pool_threads(const fut_pool *pool);
  * argument). Never blocks.
  */
 FUT_API int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats);
+
+/** Flags of fut_pool_dump: text (0), or one line of JSON. */
+enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
+
+/**
+ * Writes to out what the pool is doing now: its state and counters; each
+ * worker (its thread name, whether it runs a unit, is idle, is blocked in
+ * a wait or looks for work; the function it runs, by its symbol where the
+ * binary exports it, else its address, and its name from fut_task_opts;
+ * the units it has completed, so two dumps a moment apart show a worker
+ * that is stuck; the units queued on it); the 16 soonest timers, with when
+ * they are due; and the continuations waiting on a promise, a fut_all or
+ * a timeout (up to 16). As text, or (FUT_DUMP_JSON) as one JSON object on
+ * one line. A snapshot, not one instant: workers go on meanwhile, and
+ * none of them is stopped. It takes no lock it cannot have at once, so it
+ * can be called from a debugger with every thread stopped (gdb: `call
+ * fut_pool_dump(pool, stderr, 0)`); a part it could not read for that
+ * reason is said to be missing. Not while fut_pool_destroy runs. Returns
+ * 0; EINVAL (pool or out NULL, unknown flags); ENOMEM; EIO (writing to out
+ * failed). Never blocks (beyond writing to out).
+ */
+FUT_API int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags);
 
 /** The calling thread's index (0..threads-1) when it is a pool worker,
  * -1 on any other thread. Never blocks. */
@@ -360,7 +385,9 @@ FUT_API fut_future *fut_all(fut_future *const futs[], size_t n);
  * fut_all that gathers: on success its value is an array of the n inputs'
  * values, in input order (`void **`), which the future owns: it stays
  * valid while you hold a reference to the future (or, in a continuation,
- * for the call) and is freed with it. On failure, the lowest-index failed
+ * for the call; or to a future passing it on unchanged) and is freed
+ * with it. It keeps its inputs until then, so that values they own stay
+ * valid too. On failure, the lowest-index failed
  * input's error and a NULL value. n == 0 gives a completed future with a
  * NULL value. Like folly's collect or tokio's join_all. Errors carried,
  * pool and destroy as fut_all. Never blocks.
@@ -439,13 +466,16 @@ FUT_API int fut_await_any(fut_future *const futs[], size_t n, size_t *index);
  * whose value has no destructor it only marks the value taken. A value is
  * taken once: a future that passed on its input's value unchanged (a
  * fut_catch that was not needed, a fut_timeout in time, a fut_chain, a
- * continuation storing its input) shares that value with the input, and
- * taking it from either takes it from both. Like Rust's `.await` on a
+ * continuation storing its input) shares that value with the input when
+ * the input frees it, and taking it from either takes it from both (when
+ * the input does not free it and the later future has a value_free, the
+ * later future owns it alone: take it there). Do not take a value that a
+ * continuation may still be reading. Like Rust's `.await` on a
  * JoinHandle, or folly's `std::move(f).get()`. Stores the value in *value
  * (NULL when it fails) and returns f's error; EALREADY (the value was
- * taken already); EINVAL (f or value NULL, or f a fut_all_values, whose
- * array stays the future's: take each value from its input); EDEADLK as
- * fut_await. Borrows f. On a worker, runs queued work meanwhile.
+ * taken already); EINVAL (f or value NULL, or f a fut_all_values or a
+ * future passing its array on: the array stays the fut_all_values', take
+ * each value from its input); EDEADLK as fut_await. Borrows f. On a worker, runs queued work meanwhile.
  */
 FUT_API int fut_take(fut_future *f, void **value);
 

@@ -1,0 +1,265 @@
+/*
+ * fut_pool_dump: what a pool is doing at one moment, as text or JSON:
+ * each worker and the unit it runs, the pool's counters, the soonest
+ * timers and the continuations waiting on inputs that may never complete
+ * by themselves.
+ *
+ * Workers publish what they run with relaxed stores (fut__user_begin):
+ * the dump reads them without stopping anyone, so it is a snapshot, not
+ * one instant across workers. It takes no lock it cannot have at once
+ * (trylock): a debugger may have stopped the thread holding one, and
+ * `call fut_pool_dump(pool, stderr, 0)` must not hang; what it skips for
+ * that reason it says.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define SHOWN_MAX 16 /* timers and continuations listed one by one */
+
+typedef struct shown {
+    fut_fn fn;
+    char name[32];
+    int kind;
+    uint64_t deadline;
+} shown;
+
+typedef struct shown_list {
+    shown item[SHOWN_MAX];
+    size_t n, total;
+    bool by_deadline; /* keep the soonest, in order */
+    int rc;           /* EBUSY: the list's lock was held */
+} shown_list;
+
+static void seen(void *ctx, fut_fn fn, const char *name, int kind,
+                 uint64_t deadline)
+{
+    shown_list *l = ctx;
+    l->total++;
+    size_t at = l->n;
+    if (l->by_deadline) /* insertion into the SHOWN_MAX soonest */
+        while (at > 0 && l->item[at - 1].deadline > deadline)
+            at--;
+    if (at >= SHOWN_MAX)
+        return;
+    size_t keep = l->n < SHOWN_MAX ? l->n : SHOWN_MAX - 1;
+    memmove(&l->item[at + 1], &l->item[at], (keep - at) * sizeof(shown));
+    shown *s = &l->item[at];
+    s->fn = fn;
+    s->kind = kind;
+    s->deadline = deadline;
+    s->name[0] = '\0';
+    if (name)
+        strncat(s->name, name, sizeof(s->name) - 1);
+    if (l->n < SHOWN_MAX)
+        l->n++;
+}
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case KIND_PLAIN: return "promise";
+    case KIND_TASK: return "task";
+    case KIND_THEN: return "continuation";
+    case KIND_ALL: return "fut_all";
+    case KIND_SLEEP: return "sleep";
+    case KIND_TIMEOUT: return "timeout";
+    default: return "completed future";
+    }
+}
+
+/* What one worker is doing. */
+typedef struct worker_view {
+    fut_fn fn;
+    char name[32];
+    uint64_t units; /* completed on this worker */
+    long long queued;
+    const char *state;
+} worker_view;
+
+static void view_worker(fut_pool *pool, size_t i, const bool *parked,
+                        const bool *blocked, worker_view *v)
+{
+    fut_local *l = &pool->local[i];
+    fut_sched_worker *w = &pool->sched.workers[i];
+    v->fn = atomic_load_explicit(&l->running, memory_order_relaxed);
+    uint64_t words[4];
+    for (int k = 0; k < 4; k++)
+        words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
+    memcpy(v->name, words, sizeof(v->name));
+    v->name[sizeof(v->name) - 1] = '\0';
+    long long done = atomic_load_explicit(&l->stat[STAT_COMPLETED],
+                                          memory_order_relaxed);
+    v->units = done < 0 ? 0 : (uint64_t)done;
+    size_t t = atomic_load_explicit(&w->deque.top, memory_order_relaxed);
+    size_t b = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
+    v->queued = (long long)(b - t) < 0 ? 0 : (long long)(b - t);
+    v->state = parked && parked[i]     ? "idle"
+               : blocked && blocked[i] ? "blocked in a wait"
+               : v->fn                 ? "running"
+                                       : "looking for work";
+}
+
+static void write_text(FILE *out, fut_pool *pool, const fut_pool_stats *st,
+                       const char *state, const worker_view *v,
+                       const shown_list *timers, const shown_list *pending,
+                       bool lists)
+{
+    uint64_t now = fut__now_ns();
+    fprintf(out, "fut pool \"%s\": %zu worker%s, %s\n", pool->name,
+            st->threads, st->threads == 1 ? "" : "s", state);
+    fprintf(out,
+            "  units: %llu spawned, %llu completed (%llu failed), %llu "
+            "cancelled, %llu stolen; %llu queued; %llu timers pending\n",
+            (unsigned long long)st->spawned, (unsigned long long)st->completed,
+            (unsigned long long)st->failed, (unsigned long long)st->cancelled,
+            (unsigned long long)st->stolen, (unsigned long long)st->queued,
+            (unsigned long long)st->timers_pending);
+    for (size_t i = 0; i < st->threads; i++) {
+        fprintf(out, "  worker %zu (%s-%zu): %s", i, pool->name, i,
+                v[i].state);
+        if (v[i].fn) {
+            fputs(", in ", out);
+            fut__write_fn_name(out, v[i].fn);
+            if (v[i].name[0])
+                fprintf(out, " \"%s\"", v[i].name);
+        }
+        fprintf(out, "; %llu unit%s completed here, %lld queued on it\n",
+                (unsigned long long)v[i].units, v[i].units == 1 ? "" : "s",
+                v[i].queued);
+    }
+    if (!lists)
+        fputs("  (worker states unknown: a scheduler lock was held)\n", out);
+    if (timers->rc)
+        fputs("  timers: not listed (their lock was held)\n", out);
+    else if (timers->total)
+        fprintf(out, "  timers (%zu, soonest first):", timers->total);
+    for (size_t i = 0; i < timers->n; i++) {
+        const shown *t = &timers->item[i];
+        double in_ms =
+            t->deadline > now ? (double)(t->deadline - now) / 1e6 : 0.0;
+        fprintf(out, "%s %s due in %.0f ms", i ? ";" : "", kind_name(t->kind),
+                in_ms);
+    }
+    if (timers->total)
+        fprintf(out, "%s\n", timers->total > timers->n ? "; ..." : "");
+    if (pending->rc)
+        fputs("  continuations: not listed (their lock was held)\n", out);
+    else if (pending->total)
+        fprintf(out,
+                "  continuations waiting on a promise, fut_all or timeout "
+                "(%zu):\n",
+                pending->total);
+    for (size_t i = 0; i < pending->n; i++) {
+        const shown *c = &pending->item[i];
+        fputs("    ", out);
+        fut__write_fn_name(out, c->fn);
+        if (c->name[0])
+            fprintf(out, " \"%s\"", c->name);
+        fprintf(out, ", on a %s\n", kind_name(c->kind));
+    }
+    if (pending->total > pending->n)
+        fputs("    ...\n", out);
+}
+
+static void write_json(FILE *out, fut_pool *pool, const fut_pool_stats *st,
+                       const char *state, const worker_view *v,
+                       const shown_list *timers, const shown_list *pending,
+                       bool lists)
+{
+    uint64_t now = fut__now_ns();
+    fputs("{\"pool\":\"", out);
+    fut__write_escaped(out, pool->name);
+    fprintf(out,
+            "\",\"threads\":%zu,\"state\":\"%s\",\"units\":{\"spawned\":%llu,"
+            "\"completed\":%llu,\"failed\":%llu,\"cancelled\":%llu,"
+            "\"stolen\":%llu,\"queued\":%llu,\"timers_pending\":%llu},"
+            "\"worker_states_known\":%s,\"workers\":[",
+            st->threads, state, (unsigned long long)st->spawned,
+            (unsigned long long)st->completed, (unsigned long long)st->failed,
+            (unsigned long long)st->cancelled, (unsigned long long)st->stolen,
+            (unsigned long long)st->queued,
+            (unsigned long long)st->timers_pending, lists ? "true" : "false");
+    for (size_t i = 0; i < st->threads; i++) {
+        fprintf(out, "%s{\"index\":%zu,\"state\":\"%s\",\"function\":",
+                i ? "," : "", i, v[i].state);
+        if (v[i].fn) {
+            fputc('"', out);
+            fut__write_fn_name(out, v[i].fn);
+            fputs("\",\"name\":\"", out);
+            fut__write_escaped(out, v[i].name);
+            fputc('"', out);
+        } else {
+            fputs("null,\"name\":null", out);
+        }
+        fprintf(out, ",\"units\":%llu,\"queued\":%lld}",
+                (unsigned long long)v[i].units, v[i].queued);
+    }
+    fprintf(out, "],\"timers\":{\"listed\":%s,\"total\":%zu,\"soonest\":[",
+            timers->rc ? "false" : "true", timers->total);
+    for (size_t i = 0; i < timers->n; i++) {
+        const shown *t = &timers->item[i];
+        fprintf(out, "%s{\"kind\":\"%s\",\"due_ms\":%.3f}", i ? "," : "",
+                kind_name(t->kind),
+                t->deadline > now ? (double)(t->deadline - now) / 1e6 : 0.0);
+    }
+    fprintf(out,
+            "]},\"continuations\":{\"listed\":%s,\"total\":%zu,\"first\":[",
+            pending->rc ? "false" : "true", pending->total);
+    for (size_t i = 0; i < pending->n; i++) {
+        const shown *c = &pending->item[i];
+        fprintf(out, "%s{\"function\":\"", i ? "," : "");
+        fut__write_fn_name(out, c->fn);
+        fputs("\",\"name\":\"", out);
+        fut__write_escaped(out, c->name);
+        fprintf(out, "\",\"input\":\"%s\"}", kind_name(c->kind));
+    }
+    fputs("]}}\n", out);
+}
+
+int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags)
+{
+    if (!pool || !out || (flags & ~(unsigned)FUT_DUMP_JSON))
+        return EINVAL;
+    fut_pool_stats st;
+    fut_pool_stats_get(pool, &st);
+    fut_sched *s = &pool->sched;
+    const char *state = atomic_load(&s->closed)    ? "closed (being destroyed)"
+                        : atomic_load(&s->closing) ? "closing (being destroyed)"
+                                                   : "accepting work";
+    /* Parked workers, and workers blocked in a wait: the scheduler's lists. */
+    bool *parked = calloc(2 * st.threads, sizeof(bool));
+    bool *blocked = parked ? parked + st.threads : NULL;
+    bool lists = parked && pthread_mutex_trylock(&s->sleep_lock) == 0;
+    if (lists) {
+        for (fut_sched_worker *w = s->idle; w; w = w->link)
+            parked[w->index] = true;
+        for (fut_sched_worker *w = s->waiting; w; w = w->link)
+            blocked[w->index] = true;
+        pthread_mutex_unlock(&s->sleep_lock);
+    }
+    worker_view *v = malloc(st.threads * sizeof(*v));
+    shown_list *timers = calloc(2, sizeof(shown_list));
+    if (!v || !timers) {
+        free(parked);
+        free(v);
+        free(timers);
+        return ENOMEM;
+    }
+    shown_list *pending = timers + 1;
+    for (size_t i = 0; i < st.threads; i++)
+        view_worker(pool, i, lists ? parked : NULL, lists ? blocked : NULL,
+                    &v[i]);
+    timers->by_deadline = true;
+    timers->rc = fut__timers_visit(pool, seen, timers);
+    pending->rc = fut__pending_visit(pool, seen, pending);
+    if (flags & FUT_DUMP_JSON)
+        write_json(out, pool, &st, state, v, timers, pending, lists);
+    else
+        write_text(out, pool, &st, state, v, timers, pending, lists);
+    free(parked);
+    free(v);
+    free(timers);
+    return fflush(out) == 0 && !ferror(out) ? 0 : EIO;
+}

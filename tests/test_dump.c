@@ -1,0 +1,318 @@
+/*
+ * fut_pool_dump: what it shows while tasks run, wait and sleep, as text
+ * and as JSON (checked by a small validator here).
+ */
+#include "helpers.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- A JSON validator: whether s is one JSON value and nothing else. */
+
+static const char *json_value(const char *s);
+
+static const char *json_space(const char *s)
+{
+    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
+        s++;
+    return s;
+}
+
+static const char *json_string(const char *s)
+{
+    if (*s++ != '"')
+        return NULL;
+    for (; *s != '"'; s++) {
+        if ((unsigned char)*s < 0x20)
+            return NULL;
+        if (*s == '\\') {
+            s++;
+            if (*s == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!isxdigit((unsigned char)s[i]))
+                        return NULL;
+                s += 4;
+            } else if (!strchr("\"\\/bfnrt", *s) || !*s) {
+                return NULL;
+            }
+        }
+    }
+    return s + 1;
+}
+
+static const char *json_number(const char *s)
+{
+    const char *start = s;
+    if (*s == '-')
+        s++;
+    while (isdigit((unsigned char)*s) || *s == '.' || *s == 'e' ||
+           *s == 'E' || *s == '+' || *s == '-')
+        s++;
+    return s > start ? s : NULL;
+}
+
+static const char *json_list(const char *s, char close, bool object)
+{
+    s = json_space(s + 1);
+    if (*s == close)
+        return s + 1;
+    for (;;) {
+        if (object) {
+            s = json_string(json_space(s));
+            if (!s || *(s = json_space(s)) != ':')
+                return NULL;
+            s++;
+        }
+        s = json_value(s);
+        if (!s)
+            return NULL;
+        s = json_space(s);
+        if (*s == close)
+            return s + 1;
+        if (*s++ != ',')
+            return NULL;
+    }
+}
+
+static const char *json_value(const char *s)
+{
+    s = json_space(s);
+    switch (*s) {
+    case '{': return json_list(s, '}', true);
+    case '[': return json_list(s, ']', false);
+    case '"': return json_string(s);
+    case 't': return strncmp(s, "true", 4) ? NULL : s + 4;
+    case 'f': return strncmp(s, "false", 5) ? NULL : s + 5;
+    case 'n': return strncmp(s, "null", 4) ? NULL : s + 4;
+    default: return json_number(s);
+    }
+}
+
+static bool json_valid(const char *s)
+{
+    const char *end = json_value(s);
+    return end && *json_space(end) == '\0';
+}
+
+/* ---- Dumps into a string --------------------------------------------- */
+
+/* The dump of pool (JSON when json), checked valid when JSON; free it. */
+static char *dump(fut_pool *pool, bool json)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(fut_pool_dump(pool, out, json ? FUT_DUMP_JSON : 0), 0);
+    fclose(out);
+    if (json)
+        ck_assert_msg(json_valid(text), "not JSON: %s", text);
+    return text;
+}
+
+/* Dumps until the text dump contains want (workers go on meanwhile);
+ * fails after 10 s. */
+static char *dump_until(fut_pool *pool, const char *want)
+{
+    for (int i = 0; i < 10000; i++) {
+        char *text = dump(pool, false);
+        if (strstr(text, want))
+            return text;
+        free(text);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    ck_abort_msg("no dump showed: %s", want);
+    return NULL;
+}
+
+START_TEST(json_validator_works)
+{
+    ck_assert(json_valid("{\"a\":[1,2.5,-3e2,true,false,null,\"x\\\"y\"]}"));
+    ck_assert(!json_valid("{\"a\":[1,2}"));
+    ck_assert(!json_valid("{\"a\" 1}"));
+    ck_assert(!json_valid("\"unterminated"));
+    ck_assert(!json_valid("{} extra"));
+}
+END_TEST
+
+/* A named task held at a gate: its worker runs it, by name. */
+START_TEST(shows_running_named_unit)
+{
+    fut_pool *pool = pool_new(2);
+    gate g;
+    gate_init(&g);
+    fut_task_opts o = {.name = "held \"at\" the gate"};
+    fut_future *f = fut_spawn_with(pool, &o, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    char *text = dump(pool, false);
+    ck_assert_msg(strstr(text, "running, in ") &&
+                      strstr(text, "\"held \"at\" the gate\""),
+                  "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "accepting work"));
+    free(text);
+    text = dump(pool, true);
+    ck_assert_msg(strstr(text, "\"name\":\"held \\\"at\\\" the gate\""), "%s",
+                  text);
+    ck_assert_ptr_nonnull(strstr(text, "\"state\":\"running\""));
+    free(text);
+    gate_open(&g);
+    ck_assert_int_eq(await_rc(f), 0);
+    /* Once idle, every worker parks: both say so, and run nothing. */
+    text = dump_until(pool, "worker 1 (fut-1): idle");
+    free(text);
+    text = dump_until(pool, "worker 0 (fut-0): idle");
+    ck_assert_msg(!strstr(text, "running"), "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "1 spawned, 1 completed (0 failed)"));
+    free(text);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Exported, so that the dump names it by its symbol. */
+int dump_child_blocks(void *arg, void **value);
+int dump_child_blocks(void *arg, void **value)
+{
+    return task_gate(arg, value);
+}
+
+/* A group's child shows its function. */
+START_TEST(shows_group_child_by_symbol)
+{
+    fut_pool *pool = pool_new(1);
+    gate g;
+    gate_init(&g);
+    fut_group *grp;
+    ck_assert_int_eq(fut_group_create(pool, &grp), 0);
+    ck_assert_int_eq(fut_group_spawn(grp, dump_child_blocks, &g), 0);
+    gate_wait_arrived(&g, 1);
+    char *text = dump(pool, false);
+    ck_assert_msg(strstr(text, "running, in dump_child_blocks; 0 units completed here"),
+                  "%s", text);
+    free(text);
+    gate_open(&g);
+    ck_assert_int_eq(fut_group_wait(grp), 0);
+    fut_group_destroy(grp);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Timers, soonest first, with their kinds; more than 16 are counted. */
+START_TEST(lists_timers_soonest_first)
+{
+    fut_pool *pool = pool_new(1);
+    fut_future *sleeps[20];
+    for (int i = 0; i < 20; i++)
+        sleeps[i] = fut_sleep(pool, (uint64_t)(80 + 20 - i) * 60000);
+    fut_promise *p;
+    fut_future *pf;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_future *t = fut_timeout(pf, 30 * 60000);
+    char *text = dump(pool, false);
+    ck_assert_msg(strstr(text, "timers (21, soonest first): timeout due in "),
+                  "%s", text);
+    /* the 16 soonest, in order: the timeout, then the sleeps */
+    int listed = 0;
+    double prev = 0;
+    for (char *at = strstr(text, "due in "); at; at = strstr(at, "due in ")) {
+        at += strlen("due in ");
+        double ms = strtod(at, NULL);
+        ck_assert_msg(ms >= prev, "%s", text);
+        prev = ms;
+        listed++;
+    }
+    ck_assert_int_eq(listed, 16);
+    ck_assert_msg(strstr(text, "; ...") != NULL, "%s", text);
+    ck_assert(prev < 97 * 60000.0); /* the latest ones are not listed */
+    free(text);
+    text = dump(pool, true);
+    ck_assert_ptr_nonnull(strstr(text, "\"total\":21"));
+    free(text);
+    for (int i = 0; i < 20; i++) {
+        fut_cancel(sleeps[i]);
+        fut_release(sleeps[i]);
+    }
+    fut_cancel(t);
+    fut_release(t);
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), EALREADY);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* Continuations waiting on a promise or a fut_all, by name. */
+START_TEST(lists_waiting_continuations)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    fut_future *pf;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_task_opts o = {.name = "after the promise"};
+    fut_future *c = fut_then_with(fut_retain(pf), &o, then_add, NULL);
+    fut_future *all = fut_all(&pf, 1);
+    fut_future *c2 = fut_then(all, then_add, NULL);
+    char *text = dump(pool, false);
+    ck_assert_msg(strstr(text, "waiting on a promise, fut_all or timeout (2)"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "\"after the promise\", on a promise") &&
+                      strstr(text, ", on a fut_all"),
+                  "%s", text);
+    free(text);
+    text = dump(pool, true);
+    ck_assert_ptr_nonnull(strstr(text, "\"input\":\"fut_all\""));
+    free(text);
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), 0);
+    ck_assert_int_eq(await_rc(c), 0);
+    ck_assert_int_eq(await_rc(c2), 0);
+    fut_release(pf);
+    text = dump(pool, false);
+    ck_assert_msg(!strstr(text, "continuations"), "%s", text);
+    free(text);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* From inside a task: the dump shows the task itself, running. */
+static int task_dumps(void *arg, void **value)
+{
+    *value = dump(arg, false);
+    return 0;
+}
+
+START_TEST(dump_from_inside_a_task)
+{
+    fut_pool *pool = pool_new(1);
+    fut_task_opts o = {.name = "self-portrait"};
+    fut_future *f = fut_spawn_with(pool, &o, task_dumps, pool);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    fut_release(f);
+    ck_assert_msg(strstr(v, "worker 0 (fut-0): running, in ") &&
+                      strstr(v, "\"self-portrait\""),
+                  "%s", (char *)v);
+    free(v);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+START_TEST(dump_bad_arguments)
+{
+    fut_pool *pool = pool_new(1);
+    ck_assert_int_eq(fut_pool_dump(NULL, stdout, 0), EINVAL);
+    ck_assert_int_eq(fut_pool_dump(pool, NULL, 0), EINVAL);
+    ck_assert_int_eq(fut_pool_dump(pool, stdout, 6), EINVAL);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+static Suite *dump_suite(void)
+{
+    Suite *s = suite_create("dump");
+    FUT_TCASE(s, "dump", json_validator_works, shows_running_named_unit,
+              shows_group_child_by_symbol, lists_timers_soonest_first,
+              lists_waiting_continuations, dump_from_inside_a_task,
+              dump_bad_arguments);
+    return s;
+}
+
+FUT_TEST_MAIN(dump_suite)
