@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -696,17 +697,20 @@ static long number(const char *text, long lo, long hi)
 static void usage(FILE *to)
 {
     fputs("usage: fut-demo [--threads N] [--pattern K] [--quiet] [--step]\n"
-          "                [--trace FILE] [--svg FILE] [--help]\n"
+          "                [--stall-ms MS] [--trace FILE] [--svg FILE] [--help]\n"
           "  --threads N   pool size (default: the CPUs you may use)\n"
           "  --pattern K   run only pattern K (1-8)\n"
           "  --quiet       print only each pattern's timing line\n"
           "  --step        pause at each breakpoint marker (demo_break_*)\n"
           "                until Enter is pressed\n"
+          "  --stall-ms MS report on stderr any unit that runs MS or longer\n"
+          "                (the pool's watchdog)\n"
           "  --trace FILE  write the pool's Chrome trace (Perfetto)\n"
           "  --svg FILE    draw the timeline of what ran where\n"
           "Patterns: 1 sequential awaits, 2 parallel spawn, 3 join,\n"
           "4 ordered loop, 5 a failing task, 6 CPU-bound work,\n"
           "7 timeout and cancel, 8 a deadlock diagnosed.\n"
+          "kill -USR1 <pid> makes the pool dump itself on stderr.\n"
           "Exit status: 0 when every result is right, 1 if one is wrong,\n"
           "2 on bad usage or setup failure.\n",
           to);
@@ -714,7 +718,8 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
-    fut_pool_config cfg = {.name = "demo"};
+    /* kill -USR1 dumps the pool on stderr (fut_pool_dump) */
+    fut_pool_config cfg = {.name = "demo", .dump_signal = SIGUSR1};
     const char *svg = NULL;
     int only = 0;
     for (int i = 1; i < argc; i++) {
@@ -727,7 +732,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--step")) {
             demo.step = true;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--pattern") ||
-                   !strcmp(a, "--trace") || !strcmp(a, "--svg")) {
+                   !strcmp(a, "--trace") || !strcmp(a, "--svg") ||
+                   !strcmp(a, "--stall-ms")) {
             if (!next) {
                 fprintf(stderr, "fut-demo: %s needs a value (see --help)\n", a);
                 return 2;
@@ -739,13 +745,19 @@ int main(int argc, char **argv)
             } else if (!strcmp(a, "--pattern") &&
                        (n = number(next, 1, PATTERNS)) > 0) {
                 only = (int)n;
+            } else if (!strcmp(a, "--stall-ms") &&
+                       (n = number(next, 1, 3600000)) > 0) {
+                cfg.stall_ms = (uint64_t)n;
             } else if (!strcmp(a, "--trace")) {
                 cfg.trace_path = next;
             } else if (!strcmp(a, "--svg")) {
                 svg = next;
             } else {
                 fprintf(stderr, "fut-demo: bad %s value '%s' (want %s)\n", a,
-                        next, !strcmp(a, "--threads") ? "1..4096" : "1..8");
+                        next,
+                        !strcmp(a, "--threads")    ? "1..4096"
+                        : !strcmp(a, "--stall-ms") ? "1..3600000"
+                                                   : "1..8");
                 return 2;
             }
         } else {

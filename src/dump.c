@@ -78,17 +78,23 @@ typedef struct worker_view {
     const char *state;
 } worker_view;
 
+void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32])
+{
+    fut_local *l = &pool->local[i];
+    *fn = atomic_load_explicit(&l->running, memory_order_relaxed);
+    uint64_t words[4];
+    for (int k = 0; k < 4; k++)
+        words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
+    memcpy(name, words, 32);
+    name[31] = '\0';
+}
+
 static void view_worker(fut_pool *pool, size_t i, const bool *parked,
                         const bool *blocked, worker_view *v)
 {
     fut_local *l = &pool->local[i];
     fut_sched_worker *w = &pool->sched.workers[i];
-    v->fn = atomic_load_explicit(&l->running, memory_order_relaxed);
-    uint64_t words[4];
-    for (int k = 0; k < 4; k++)
-        words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
-    memcpy(v->name, words, sizeof(v->name));
-    v->name[sizeof(v->name) - 1] = '\0';
+    fut__worker_running(pool, i, &v->fn, v->name);
     long long done = atomic_load_explicit(&l->stat[STAT_COMPLETED],
                                           memory_order_relaxed);
     v->units = done < 0 ? 0 : (uint64_t)done;

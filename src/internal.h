@@ -207,6 +207,7 @@ struct fut_pool {
     pthread_mutex_t trace_lock;
     fut_trace_lane timer_trace;   /* the timer thread's own           */
     fut_trace_lane outside_trace; /* trace_lock                       */
+    struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
     char name[16];
 };
 
@@ -341,6 +342,14 @@ typedef void (*fut_visit_fn)(void *ctx, fut_fn fn, const char *name,
 /* 0, or EBUSY when the list's lock could not be had. */
 int fut__pending_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
+
+/* dump.c: what worker i shows it runs (NULL: nothing) and its name. */
+void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32]);
+
+/* monitor.c: the thread of stall_ms and dump_signal (fut_pool_config). */
+typedef struct fut_monitor fut_monitor;
+int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig);
+void fut__monitor_stop(fut_pool *pool);
 
 /* trace.c */
 /* name: NULL, or a name given in the unit's options (copied). */

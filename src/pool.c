@@ -25,6 +25,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,9 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
         return EINVAL;
     if (threads > MAX_THREADS)
         return EINVAL;
+    int sig = config ? config->dump_signal : 0;
+    if (sig < 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
+        return EINVAL;
     const char *name = config && config->name ? config->name : "fut";
     const char *trace = config ? config->trace_path : NULL;
     const char *env = trace ? NULL : secure_getenv("FUT_TRACE");
@@ -114,6 +118,11 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
                           (char *)pool->local, sizeof(*pool->local));
     if (rc)
         goto destroy_trace;
+    uint64_t stall = config ? config->stall_ms : 0;
+    if ((stall || sig) && (rc = fut__monitor_start(pool, stall, sig))) {
+        fut_pool_destroy(pool); /* nothing was accepted yet */
+        return rc;
+    }
     *out = pool;
     return 0;
 
@@ -137,6 +146,7 @@ int fut_pool_destroy(fut_pool *pool)
     fut__sched_drain(&pool->sched);
     FUT_HOOK(FUT_HOOK_POOL_CLOSED, pool);
     fut__cancel_pending(pool);
+    fut__monitor_stop(pool); /* it watched the drain too */
     fut__sched_stop(&pool->sched);
     if (pool->trace_path)
         fut__trace_write(pool);

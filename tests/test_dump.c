@@ -5,6 +5,8 @@
 #include "helpers.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -305,6 +307,174 @@ START_TEST(dump_bad_arguments)
 }
 END_TEST
 
+/* ---- The monitor: stall_ms and dump_signal ----------------------------- */
+
+/* Sends stderr to a new file at path (a mkstemp template); returns the
+ * old stderr, for capture_end. */
+static int capture_start(char *path)
+{
+    temp_file(path);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    ck_assert_int_ge(fd, 0);
+    dup2(fd, 2);
+    close(fd);
+    return saved;
+}
+
+static char *capture_end(int saved, const char *path)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    char *text = calloc(1, 1 << 16);
+    fread(text, 1, (1 << 16) - 1, in);
+    fclose(in);
+    unlink(path);
+    return text;
+}
+
+/* Waits (10 s at most) until the file at path contains want. */
+static bool file_shows(const char *path, const char *want)
+{
+    char *text = calloc(1, 1 << 16);
+    bool found = false;
+    for (int i = 0; i < 10000 && !found; i++) {
+        FILE *in = fopen(path, "r");
+        size_t n = in ? fread(text, 1, (1 << 16) - 1, in) : 0;
+        text[n] = '\0';
+        if (in)
+            fclose(in);
+        found = strstr(text, want) != NULL;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    free(text);
+    return found;
+}
+
+static fut_pool *pool_with(size_t threads, uint64_t stall_ms, int sig,
+                           const char *name)
+{
+    fut_pool *pool = NULL;
+    fut_pool_config cfg = {
+        .threads = threads, .name = name, .stall_ms = stall_ms,
+        .dump_signal = sig};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    return pool;
+}
+
+/* A unit that runs past stall_ms is reported once, by name, with a dump. */
+START_TEST(watchdog_reports_a_long_unit)
+{
+    char path[] = "/tmp/fut-dump-XXXXXX";
+    int saved = capture_start(path);
+    fut_pool *pool = pool_with(2, 50, 0, "wd");
+    gate g;
+    gate_init(&g);
+    fut_task_opts o = {.name = "slow step"};
+    fut_future *f = fut_spawn_with(pool, &o, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    bool told = file_shows(path, "worker");
+    gate_open(&g);
+    ck_assert_int_eq(await_rc(f), 0);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *text = capture_end(saved, path);
+    ck_assert_msg(told, "%s", text);
+    ck_assert_msg(strstr(text, "fut: pool wd: worker ") &&
+                      strstr(text, " \"slow step\" for ") &&
+                      strstr(text, "ms or more (stall_ms 50)"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "fut pool \"wd\": 2 workers"), "%s", text);
+    char *again = strstr(strstr(text, "slow step\" for") + 1,
+                         "slow step\" for"); /* once per unit */
+    ck_assert_msg(!again, "%s", text);
+    free(text);
+}
+END_TEST
+
+/* Short units and an idle pool: nothing to report. */
+START_TEST(watchdog_quiet_when_all_is_well)
+{
+    char path[] = "/tmp/fut-dump-XXXXXX";
+    int saved = capture_start(path);
+    fut_pool *pool = pool_with(2, 200, 0, "calm");
+    for (int i = 0; i < 2000; i++)
+        ck_assert_int_eq(await_rc(fut_spawn(pool, task_value, NULL)), 0);
+    ck_assert_int_eq(await_rc(fut_sleep(pool, 500)), 0); /* idle meanwhile */
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *text = capture_end(saved, path);
+    ck_assert_msg(text[0] == '\0', "%s", text);
+    free(text);
+}
+END_TEST
+
+/* The one worker waits for a promise nobody inside the pool can keep:
+ * reported as a deadlock unless an outside thread keeps it, which the
+ * test then does. */
+static int task_awaits(void *arg, void **value)
+{
+    return fut_await(arg, value);
+}
+
+START_TEST(watchdog_reports_all_workers_blocked)
+{
+    char path[] = "/tmp/fut-dump-XXXXXX";
+    int saved = capture_start(path);
+    fut_pool *pool = pool_with(1, 40, 0, "stuck");
+    fut_promise *p;
+    fut_future *pf;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_future *f = fut_spawn(pool, task_awaits, pf);
+    bool told = file_shows(path, "every worker is blocked in a wait");
+    ck_assert_int_eq(fut_promise_resolve(p, (void *)3), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_ptr_eq(v, (void *)3);
+    fut_release(f);
+    fut_release(pf);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *text = capture_end(saved, path);
+    ck_assert_msg(told && strstr(text, "unless a thread outside the pool"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "worker 0 (stuck-0): blocked in a wait, in "),
+                  "%s", text);
+    free(text);
+}
+END_TEST
+
+/* The dump signal: every pool that asked for it dumps itself, from its
+ * monitor thread. */
+START_TEST(dump_on_signal)
+{
+    char path[] = "/tmp/fut-dump-XXXXXX";
+    int saved = capture_start(path);
+    fut_pool *one = pool_with(1, 0, SIGUSR1, "one");
+    fut_pool *two = pool_with(2, 0, SIGUSR1, "two");
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    bool both = file_shows(path, "fut pool \"one\"") &&
+                file_shows(path, "fut pool \"two\"");
+    ck_assert_int_eq(fut_pool_destroy(one), 0);
+    ck_assert_int_eq(fut_pool_destroy(two), 0);
+    ck_assert_int_eq(raise(SIGUSR1), 0); /* the handler stays, harmless */
+    char *text = capture_end(saved, path);
+    ck_assert_msg(both, "%s", text);
+    free(text);
+
+    fut_pool *pool = NULL;
+    fut_pool_config bad = {.threads = 1, .dump_signal = SIGKILL};
+    ck_assert_int_eq(fut_pool_create(&pool, &bad), EINVAL);
+    bad.dump_signal = 100000;
+    ck_assert_int_eq(fut_pool_create(&pool, &bad), EINVAL);
+    bad.dump_signal = -1;
+    ck_assert_int_eq(fut_pool_create(&pool, &bad), EINVAL);
+    ck_assert_ptr_null(pool);
+}
+END_TEST
+
 static Suite *dump_suite(void)
 {
     Suite *s = suite_create("dump");
@@ -312,6 +482,9 @@ static Suite *dump_suite(void)
               shows_group_child_by_symbol, lists_timers_soonest_first,
               lists_waiting_continuations, dump_from_inside_a_task,
               dump_bad_arguments);
+    FUT_TCASE(s, "monitor", watchdog_reports_a_long_unit,
+              watchdog_quiet_when_all_is_well,
+              watchdog_reports_all_workers_blocked, dump_on_signal);
     return s;
 }
 

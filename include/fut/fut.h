@@ -126,7 +126,30 @@ typedef struct fut_pool_config {
                                NULL: taken from $FUT_TRACE (the first
                                pool made so writes that file, the next
                                ones FILE.1, FILE.2, ...), else none      */
+    uint64_t stall_ms;      /* 0: off. Else a watchdog reports on stderr
+                               (with a fut_pool_dump) a unit that has run
+                               stall_ms or longer, and a pool whose every
+                               worker is blocked in a wait while nothing
+                               is queued or timed (see below)            */
+    int dump_signal;        /* 0: off. Else a signal number (SIGUSR1):
+                               when it arrives, the pool dumps itself to
+                               stderr from a thread of its own, never
+                               from the handler (see below)              */
 } fut_pool_config;
+
+/* The watchdog (stall_ms) and the dump signal run on one more thread,
+ * "<name>-mon", made only when one of them is asked for. The watchdog
+ * samples every stall_ms / 4 what each worker shows it runs: a worker
+ * that showed the same function and completed nothing for stall_ms is
+ * reported once per unit (a long unit, or one blocked in a wait). A pool
+ * whose workers are all blocked in waits, with nothing queued and no
+ * timer pending, seen twice in a row, is reported as a deadlock unless a
+ * thread outside the pool completes what they wait for: the monitor
+ * cannot see outside threads that may still keep a promise, so it
+ * cannot prove a deadlock, only that nothing inside the pool can end
+ * it. The dump signal's handler (installed with sigaction, replacing the
+ * program's own for that signal, and left in place after destroy) only
+ * posts a semaphore; at most 64 pools at once may use either. */
 
 /** Counters of a pool, exact once the pool is idle. A unit of work is a
  * spawned task, a group child, a fut_parallel_for chunk or a
@@ -185,8 +208,10 @@ typedef struct fut_task_opts {
  * "<name>-timer", all before this returns; the name is cut, at a UTF-8
  * character boundary, so that each fits the 15 bytes a thread name has.
  * Returns 0; EINVAL (pool NULL, threads over 4096, a malformed
- * FUT_THREADS when it decides); ENOMEM; EAGAIN (the
- * system could not start a thread; threads started so far are joined).
+ * FUT_THREADS when it decides, a dump_signal that is not a signal one can
+ * catch); ENOMEM; EAGAIN (the system could not start a thread, threads
+ * started so far are joined; or 64 pools already use stall_ms or
+ * dump_signal).
  * Does not block beyond thread creation.
  */
 FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
