@@ -536,10 +536,30 @@ int wait_for_my_group(void *arg, void **value)
     return fut_group_wait(arg); /* its error becomes the group's */
 }
 
+/* ping and pong: each is handed the other's future (through a promise)
+ * and awaits it. Whichever looks second finds the cycle: EDEADLK, and it
+ * shows the pool as it is at that moment, the other one blocked. */
+int await_partner(void *arg, void **value);
+int await_partner(void *arg, void **value)
+{
+    void *partner;
+    int err = fut_await(arg, &partner);
+    if (!err)
+        err = fut_await(partner, NULL); /* BREAKPOINT: the cycle closes */
+    if (err == EDEADLK && !demo.quiet) {
+        say("   fut_await(partner) -> %s; the pool at that moment:\n",
+            fut_strerror(err));
+        fut_pool_dump(demo.pool, stdout, FUT_DUMP_TEXT);
+    }
+    *value = (void *)(intptr_t)err;
+    return 0;
+}
+
 static result pattern_deadlock(int k)
 {
     say("== %d. Deadlock, diagnosed: a task that awaits its own future, a "
-        "child that waits for its group\n",
+        "child that waits for its group,\n   two tasks that await each "
+        "other\n",
         k);
     result r = {.ok = true};
     double start = now_ms();
@@ -566,10 +586,33 @@ static result pattern_deadlock(int k)
         fut_strerror(err));
     r.ok &= err == EDEADLK;
     fut_group_destroy(g);
+    /* A cycle of two: ping awaits pong while pong awaits ping. */
+    fut_promise *to_ping, *to_pong;
+    fut_future *ping_slot, *pong_slot;
+    r.ok &= fut_promise_create(demo.pool, &to_ping, &ping_slot) == 0;
+    r.ok &= fut_promise_create(demo.pool, &to_pong, &pong_slot) == 0;
+    fut_task_opts ping_name = {.name = "ping"}, pong_name = {.name = "pong"};
+    fut_future *ping =
+        fut_spawn_with(demo.pool, &ping_name, await_partner, ping_slot);
+    fut_future *pong =
+        fut_spawn_with(demo.pool, &pong_name, await_partner, pong_slot);
+    fut_promise_resolve(to_ping, pong);
+    fut_promise_resolve(to_pong, ping);
+    void *a, *b;
+    r.ok &= fut_await(ping, &a) == 0 && fut_await(pong, &b) == 0;
+    int ea = (int)(intptr_t)a, eb = (int)(intptr_t)b;
+    say("   ping -> %s; pong -> %s\n", ea ? fut_strerror(ea) : "done",
+        eb ? fut_strerror(eb) : "done");
+    r.ok &= ea == EDEADLK || eb == EDEADLK;
+    fut_release(ping);
+    fut_release(pong);
+    fut_release(ping_slot);
+    fut_release(pong_slot);
     r.elapsed = now_ms() - start;
     report(k, &r, "at once", NULL,
            "a wait that could only end if the waiter itself went on fails "
-           "with EDEADLK at once, instead of hanging without a word.");
+           "with EDEADLK at once, instead of hanging without a word; with "
+           "--stall-ms, the watchdog also reports waits that never end.");
     return r;
 }
 

@@ -14,6 +14,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SHOWN_MAX 16 /* timers and continuations listed one by one */
@@ -70,8 +72,12 @@ static const char *kind_name(int kind)
 }
 
 /* What one worker is doing. */
+#define WAITS_MAX 8 /* waits shown per worker */
+
 typedef struct worker_view {
     fut_fn fn;
+    fut_fn waiting[WAITS_MAX]; /* units in a wait, the innermost first */
+    unsigned nwaiting, depth;
     char name[32];
     uint64_t units; /* completed on this worker */
     long long queued;
@@ -95,6 +101,13 @@ static void view_worker(fut_pool *pool, size_t i, const bool *parked,
     fut_local *l = &pool->local[i];
     fut_sched_worker *w = &pool->sched.workers[i];
     fut__worker_running(pool, i, &v->fn, v->name);
+    unsigned d = atomic_load_explicit(&l->depth, memory_order_acquire);
+    v->depth = d;
+    v->nwaiting = 0;
+    for (unsigned k = d < FUT_FRAMES ? d : FUT_FRAMES;
+         k-- > 0 && v->nwaiting < WAITS_MAX;)
+        v->waiting[v->nwaiting++] =
+            atomic_load_explicit(&l->frame[k].fn, memory_order_relaxed);
     long long done = atomic_load_explicit(&l->stat[STAT_COMPLETED],
                                           memory_order_relaxed);
     v->units = done < 0 ? 0 : (uint64_t)done;
@@ -134,6 +147,13 @@ static void write_text(FILE *out, fut_pool *pool, const fut_pool_stats *st,
         fprintf(out, "; %llu unit%s completed here, %lld queued on it\n",
                 (unsigned long long)v[i].units, v[i].units == 1 ? "" : "s",
                 v[i].queued);
+        for (unsigned k = 0; k < v[i].nwaiting; k++) {
+            fputs(k ? "    under it, in a wait: " : "    in a wait: ", out);
+            fut__write_fn_name(out, v[i].waiting[k]);
+            fputc('\n', out);
+        }
+        if (v[i].depth > v[i].nwaiting)
+            fprintf(out, "    ... %u waits in all\n", v[i].depth);
     }
     if (!lists)
         fputs("  (worker states unknown: a scheduler lock was held)\n", out);
@@ -199,8 +219,15 @@ static void write_json(FILE *out, fut_pool *pool, const fut_pool_stats *st,
         } else {
             fputs("null,\"name\":null", out);
         }
-        fprintf(out, ",\"units\":%llu,\"queued\":%lld}",
-                (unsigned long long)v[i].units, v[i].queued);
+        fprintf(out, ",\"units\":%llu,\"queued\":%lld,\"waits\":%u,"
+                     "\"waiting\":[",
+                (unsigned long long)v[i].units, v[i].queued, v[i].depth);
+        for (unsigned k = 0; k < v[i].nwaiting; k++) {
+            fputs(k ? ",\"" : "\"", out);
+            fut__write_fn_name(out, v[i].waiting[k]);
+            fputc('"', out);
+        }
+        fputs("]}", out);
     }
     fprintf(out, "],\"timers\":{\"listed\":%s,\"total\":%zu,\"soonest\":[",
             timers->rc ? "false" : "true", timers->total);
@@ -268,4 +295,90 @@ int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags)
     free(v);
     free(timers);
     return fflush(out) == 0 && !ferror(out) ? 0 : EIO;
+}
+
+/* ---- Cycles of waits -------------------------------------------------- */
+
+/* A frame, as worker * FUT_FRAMES + index. */
+typedef struct frame_walk {
+    fut_pool *pool;
+    size_t threads;
+    unsigned char *seen; /* one byte per frame */
+    size_t *todo, len;
+} frame_walk;
+
+static unsigned frames_of(fut_local *l)
+{
+    unsigned d = atomic_load_explicit(&l->depth, memory_order_acquire);
+    return d < FUT_FRAMES ? d : FUT_FRAMES;
+}
+
+/* Queues every frame that runs unit. */
+static void push_runners(frame_walk *fw, const void *unit)
+{
+    for (size_t i = 0; i < fw->threads; i++) {
+        fut_local *l = &fw->pool->local[i];
+        unsigned d = frames_of(l);
+        for (unsigned k = 0; k < d; k++)
+            if (atomic_load_explicit(&l->frame[k].unit, memory_order_relaxed) ==
+                unit)
+                fw->todo[fw->len++] = i * FUT_FRAMES + k;
+    }
+}
+
+/* Whether, in the calling worker's pool, a chain of "runs below" and
+ * "waits for" leads from the frames running f back to frame me: then me
+ * waiting for f waits for itself. A frame depends on the frame above it
+ * on its worker (it resumes once that one returns) and on the units
+ * running the future it waits for. Reads other workers' frames as they
+ * are at this moment: their pointers are only compared. */
+static bool cycle_once(fut_pool *pool, const fut_frame *me, const void *f)
+{
+    frame_walk fw = {pool, pool->sched.threads, NULL, NULL, 0};
+    size_t frames = fw.threads * FUT_FRAMES;
+    fw.seen = calloc(frames, 1);
+    /* each frame is queued at most once per unit it could run: bound the
+     * queue by frames * (1 + frames) pushes, kept small by `seen` */
+    fw.todo = malloc(frames * 2 * sizeof(size_t));
+    bool cycle = false;
+    if (!fw.seen || !fw.todo)
+        goto out;
+    push_runners(&fw, f);
+    while (fw.len && !cycle) {
+        size_t node = fw.todo[--fw.len];
+        if (fw.seen[node])
+            continue;
+        fw.seen[node] = 1;
+        size_t i = node / FUT_FRAMES, k = node % FUT_FRAMES;
+        fut_local *l = &pool->local[i];
+        if (&l->frame[k] == me) {
+            cycle = true;
+            break;
+        }
+        unsigned d = frames_of(l);
+        if (k >= d)
+            continue; /* it returned meanwhile */
+        if (k + 1 < d && fw.len < frames * 2)
+            fw.todo[fw.len++] = node + 1; /* the frame above it */
+        const void *g = atomic_load(&l->frame[k].waits);
+        if (g && fw.len + frames <= frames * 2)
+            push_runners(&fw, g);
+    }
+out:
+    free(fw.seen);
+    free(fw.todo);
+    return cycle;
+}
+
+bool fut__wait_closes_cycle(fut_frame *me, const fut_future *f)
+{
+    fut_sched_worker *w = fut__sched_any_self();
+    fut_pool *pool = (fut_pool *)(void *)w->sched; /* sched is its first */
+    if (!cycle_once(pool, me, f))
+        return false;
+    /* Seen again a moment later, with f still pending: the units of a
+     * real cycle cannot move, while a chain read from frames changing
+     * under us (a wait ending, a unit returning) does not last. */
+    sched_yield();
+    return !fut__is_ready(f) && cycle_once(pool, me, f);
 }

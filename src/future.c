@@ -44,11 +44,10 @@ static FUT_TLS bool tl_in_user;                 /* inside a unit's code  */
 
 static bool has_extra(const fut_future *f);
 
-/* Shows what worker share l runs now (fut_pool_dump): fn, and f's name. */
-static void show_running(fut_local *l, fut_fn fn, const fut_future *f)
+/* Shows name (NULL: none) as the name of what worker share l runs now;
+ * stores nothing when there was none and is none. */
+static void show_name(fut_local *l, const char *name)
 {
-    atomic_store_explicit(&l->running, fn, memory_order_relaxed);
-    const char *name = f && has_extra(f) ? f->extra->name : NULL;
     if (__builtin_expect(!name && !l->named, 1))
         return;
     uint64_t words[4] = {0, 0, 0, 0};
@@ -59,30 +58,128 @@ static void show_running(fut_local *l, fut_fn fn, const fut_future *f)
     l->named = name != NULL;
 }
 
-fut_user_mark fut__user_begin(fut_future *current,
-                              const atomic_bool *cancelled, fut_fn fn)
+
+/* The calling worker's share of its pool (fut_local), or NULL: kept in
+ * this thread's own storage, so that marking each unit reads no line of
+ * the worker's scheduler record (which wakers write). */
+static FUT_TLS fut_sched_worker *tl_local_of;
+static FUT_TLS fut_local *tl_local;
+
+static inline fut_local *my_local(void)
 {
-    fut_user_mark saved = {tl_current, tl_cancelled, NULL, tl_in_user};
+    fut_sched_worker *w = fut__sched_any_self();
+    if (__builtin_expect(w != tl_local_of, 0)) {
+        tl_local_of = w;
+        tl_local = w ? w->data : NULL;
+    }
+    return tl_local;
+}
+
+/* A unit about to wait for f: pushes a frame for it on its worker (for
+ * dumps, and the cycle checks of waits). NULL when this thread runs no
+ * unit, or the worker is FUT_FRAMES waits deep. The frame is published
+ * with seq_cst, as the cycle check reads others' frames. */
+fut_frame *fut__frame_push(const fut_future *f)
+{
+    fut_local *l = my_local();
+    if (!l || !tl_in_user)
+        return NULL;
+    unsigned d = atomic_load_explicit(&l->depth, memory_order_relaxed);
+    fut_frame *fr = d < FUT_FRAMES ? &l->frame[d] : NULL;
+    if (fr) {
+        atomic_store_explicit(&fr->fn,
+                              atomic_load_explicit(&l->running,
+                                                   memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&fr->unit, tl_current, memory_order_relaxed);
+        atomic_store_explicit(&fr->waits, f, memory_order_relaxed);
+    }
+    atomic_store(&l->depth, d + 1);
+    return fr;
+}
+
+void fut__frame_pop(void)
+{
+    fut_local *l = my_local();
+    atomic_store(&l->depth, atomic_load_explicit(&l->depth,
+                                                 memory_order_relaxed) -
+                                1);
+}
+
+/* Shows, for fut_pool_dump, that worker share l runs fn, with name
+ * (NULL: none); returns what to give unshow() once it has returned. A
+ * unit without a name stores nothing but fn, unless the one below it
+ * had a name, which it clears (cleared: unshow puts it back). */
+typedef struct shown_unit {
+    fut_fn fn;    /* what l showed before */
+    bool cleared; /* the name of the unit below was taken down */
+    bool named;   /* this unit showed a name */
+} shown_unit;
+
+static inline __attribute__((always_inline)) shown_unit
+show(fut_local *l, fut_fn fn, const char *name)
+{
+    shown_unit before = {
+        atomic_load_explicit(&l->running, memory_order_relaxed), false,
+        name != NULL};
+    atomic_store_explicit(&l->running, fn, memory_order_relaxed);
+    if (__builtin_expect(name || l->named, 0)) {
+        before.cleared = !name;
+        show_name(l, name);
+    }
+    return before;
+}
+
+/* After the unit has returned, and tl_current is the unit below again. */
+static inline __attribute__((always_inline)) void unshow(fut_local *l,
+                                                         shown_unit before)
+{
+    atomic_store_explicit(&l->running, before.fn, memory_order_relaxed);
+    if (__builtin_expect(before.cleared || before.named, 0)) {
+        const fut_future *below = tl_current;
+        show_name(l, below && has_extra(below) ? below->extra->name : NULL);
+    }
+}
+
+/* fut__user_begin and _end, inlined into this file's hot paths (which
+ * show their unit themselves). */
+static inline __attribute__((always_inline)) fut_user_mark
+user_begin(fut_future *current, const atomic_bool *cancelled)
+{
+    fut_user_mark saved = {tl_current, tl_cancelled, NULL, false, tl_in_user};
     tl_current = current;
     tl_cancelled = cancelled;
     tl_in_user = true;
-    fut_sched_worker *w = fut__sched_any_self();
-    if (w) {
-        fut_local *l = w->data;
-        saved.fn = atomic_load_explicit(&l->running, memory_order_relaxed);
-        show_running(l, fn, current);
-    }
+    return saved;
+}
+
+static inline __attribute__((always_inline)) void
+user_end(fut_user_mark saved)
+{
+    tl_current = saved.current;
+    tl_cancelled = saved.cancelled;
+    tl_in_user = saved.in_user;
+}
+
+/* For group.c's units: no future's, and not among the hottest. */
+fut_user_mark fut__user_begin(const atomic_bool *cancelled, fut_fn fn)
+{
+    fut_local *l = my_local();
+    shown_unit before = {NULL, false, false};
+    if (l)
+        before = show(l, fn, NULL);
+    fut_user_mark saved = user_begin(NULL, cancelled);
+    saved.fn = before.fn;
+    saved.cleared = before.cleared;
     return saved;
 }
 
 void fut__user_end(fut_user_mark saved)
 {
-    tl_current = saved.current;
-    tl_cancelled = saved.cancelled;
-    tl_in_user = saved.in_user;
-    fut_sched_worker *w = fut__sched_any_self();
-    if (w) /* the unit this one ran on top of, still running: alive */
-        show_running(w->data, saved.fn, saved.current);
+    user_end(saved);
+    fut_local *l = my_local();
+    if (l)
+        unshow(l, (shown_unit){saved.fn, saved.cleared, false});
 }
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
@@ -624,18 +721,28 @@ static __attribute__((noinline)) void after_options(fut_future *f,
 }
 
 /* Runs a claimed task or continuation and completes it; drops the task
- * reference (and a continuation's input, unless it keeps it). */
-HOT void execute(fut_future *f)
+ * reference (and a continuation's input, unless it keeps it). shown: it
+ * shows itself as what its worker runs (fut_pool_dump); a child its
+ * awaiter takes back and runs in place (the hot path of fork-join) does
+ * not, and is shown as that awaiter. */
+HOT void execute(fut_future *f, bool shown)
 {
     void *value = NULL;
-    fut_user_mark saved = fut__user_begin(f, NULL, unit_fn(f));
-    fut_trace_lane *lane = fut__trace_lane(f->pool);
+    fut_pool *pool = f->pool;
+    fut_local *l = shown ? fut__local(pool) : NULL;
+    shown_unit before = {NULL, false, false};
+    if (l)
+        before = show(l, unit_fn(f),
+                      __builtin_expect(has_extra(f), 0) ? f->extra->name : NULL);
+    fut_user_mark saved = user_begin(f, NULL);
+    fut_trace_lane *lane = fut__trace_lane(pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
-    fut__user_end(saved);
-    fut_pool *pool = f->pool;
+    user_end(saved);
+    if (l)
+        unshow(l, before);
     if (pool) {
-        fut_local *l = fut__local(pool);
+        l = fut__local(pool);
         fut__stat_to(pool, l, STAT_COMPLETED, 1);
         if (error)
             fut__stat_to(pool, l, STAT_FAILED, 1);
@@ -658,11 +765,11 @@ HOT void execute(fut_future *f)
 }
 
 /* Claims and runs f, or drops it when a canceller got there first. */
-HOT void claim_and_run(fut_future *f)
+HOT void claim_and_run(fut_future *f, bool shown)
 {
     if (claim_to(f, PHASE_QUEUED, PHASE_RUNNING)) {
         fut__stat_add(f->pool, STAT_QUEUED, -1);
-        execute(f);
+        execute(f, shown);
     } else { /* cancelled while queued, and counted then */
         drop_task_ref(f);
     }
@@ -671,7 +778,7 @@ HOT void claim_and_run(fut_future *f)
 /* The scheduler runs a queued task or continuation. */
 static void run_unit(fut_work *w)
 {
-    claim_and_run(CONTAINER(w, fut_future, work));
+    claim_and_run(CONTAINER(w, fut_future, work), true);
 }
 
 /* A worker about to wait for f, which it queued itself and nobody has
@@ -683,7 +790,7 @@ bool fut__run_own(fut_future *f)
         phase_of(f) != PHASE_QUEUED ||
         !fut__sched_take_back(&f->pool->sched, &f->work))
         return false;
-    claim_and_run(f);
+    claim_and_run(f, false); /* shown as its awaiter: the hot path */
     return true;
 }
 
@@ -980,7 +1087,7 @@ HOT fut_future *continuation(fut_future *f, const fut_task_opts *o,
             complete(c, value, f->error, false);
             drop_task_ref(c);
         } else {
-            execute(c);
+            execute(c, false); /* on the caller's thread, no pool */
         }
         return c;
     }

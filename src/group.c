@@ -144,7 +144,7 @@ static void child_run(fut_work *w)
         child_done(g, 0);
         return;
     }
-    fut_user_mark saved = fut__user_begin(NULL, &g->cancelled, (fut_fn)fn);
+    fut_user_mark saved = fut__user_begin(&g->cancelled, (fut_fn)fn);
     fut_trace_lane *lane = fut__trace_lane(pool);
     uint64_t start = lane ? fut__now_ns() : 0;
     int rc = fn(arg, &value);
@@ -280,7 +280,7 @@ static void run_chunk(struct range *r, size_t i)
     size_t lo = r->begin + i * r->grain;
     size_t hi = r->end - lo > r->grain ? lo + r->grain : r->end;
     uint64_t start = pool->trace_path ? fut__now_ns() : 0;
-    fut_user_mark saved = fut__user_begin(NULL, NULL, (fut_fn)r->fn);
+    fut_user_mark saved = fut__user_begin(NULL, (fut_fn)r->fn);
     int rc = r->fn(r->arg, lo, hi);
     fut__user_end(saved);
     if (pool->trace_path)
@@ -415,7 +415,7 @@ static bool join_done(void *arg)
 static void join_run(fut_work *w)
 {
     struct join_job *job = CONTAINER(w, struct join_job, work);
-    fut_user_mark saved = fut__user_begin(NULL, NULL, (fut_fn)job->fn);
+    fut_user_mark saved = fut__user_begin(NULL, (fut_fn)job->fn);
     job->error = job->fn(job->arg);
     fut__user_end(saved);
     pthread_mutex_t *lock = job->lock;

@@ -182,16 +182,33 @@ enum fut_stat {
 
 typedef void (*fut_fn)(void); /* any function, for traces and dumps */
 
+/* A unit in a wait (fut_await, fut_await_for) on a worker: the frames
+ * of a worker stack up as waits nest (a unit run while another waits
+ * may wait in turn). Written by its worker only; read by fut_pool_dump,
+ * the monitor and the cycle check of waits, from any thread (pointers
+ * there are compared, never followed). */
+typedef struct fut_frame {
+    _Atomic(fut_fn) fn;          /* what the waiting unit runs          */
+    _Atomic(const void *) unit;  /* its future; NULL: a group child, a
+                                    loop chunk, a fut_join branch      */
+    _Atomic(const void *) waits; /* the future it awaits                */
+} fut_frame;
+
+#define FUT_FRAMES 64 /* waits kept per worker; deeper ones not shown */
+
 /* What the pool keeps per worker; written by that worker only, and read
- * by fut_pool_dump from any thread (the atomics, relaxed: a snapshot). */
+ * by fut_pool_dump from any thread (the atomics: a snapshot). */
 typedef struct fut_local {
     _Alignas(64) atomic_llong stat[STAT_COUNT];
+    _Atomic(fut_fn) running;      /* the unit it runs now, or NULL      */
+    bool named;                   /* name is not "": own                */
     size_t ref_budget; /* pool references held for futures made here */
+    _Atomic uint64_t name[4];     /* that unit's name (fut_task_opts),
+                                     cut to 31 bytes; "" when none      */
     fut_trace_lane trace;
-    _Atomic(fut_fn) running;    /* the function of the unit it runs now */
-    _Atomic uint64_t name[4];   /* that unit's name (fut_task_opts), cut
-                                   to 31 bytes; "" when it has none     */
-    bool named;                 /* name is not "": own                 */
+    atomic_uint depth;            /* waits in progress (may pass
+                                     FUT_FRAMES)                        */
+    fut_frame frame[FUT_FRAMES];  /* [depth - 1]: the innermost wait    */
 } fut_local;
 
 struct fut_pool {
@@ -225,13 +242,14 @@ static inline bool fut__is_ready(const fut_future *f)
 typedef struct fut_user_mark {
     fut_future *current;
     const atomic_bool *cancelled; /* a group child's: its group's flag */
-    fut_fn fn;                    /* what the worker showed it ran      */
+    fut_fn fn;                    /* what the worker showed before      */
+    bool cleared;                 /* ... and took its name down         */
     bool in_user;
 } fut_user_mark;
-/* Also shows, for fut_pool_dump, that the calling worker runs fn (and
- * current's name, if it has one). */
-fut_user_mark fut__user_begin(fut_future *current,
-                              const atomic_bool *cancelled, fut_fn fn);
+/* Around a unit that is not a future's (a group child, a loop chunk, a
+ * fut_join branch); also shows, for fut_pool_dump, that the calling
+ * worker runs fn. */
+fut_user_mark fut__user_begin(const atomic_bool *cancelled, fut_fn fn);
 void fut__user_end(fut_user_mark saved);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
@@ -345,6 +363,15 @@ int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 
 /* dump.c: what worker i shows it runs (NULL: nothing) and its name. */
 void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32]);
+/* A unit about to wait for f pushes a frame (fut_frame), and pops it
+ * after; push returns NULL when no unit runs here, or it is too deep
+ * (then pop is still called). */
+fut_frame *fut__frame_push(const fut_future *f);
+void fut__frame_pop(void);
+/* Whether the unit of frame me (the caller's), which shows it waits for
+ * f, would wait for itself: a cycle of waits among the units its pool's
+ * workers run (dump.c). */
+bool fut__wait_closes_cycle(fut_frame *me, const fut_future *f);
 
 /* monitor.c: the thread of stall_ms and dump_signal (fut_pool_config). */
 typedef struct fut_monitor fut_monitor;

@@ -168,6 +168,32 @@ static int outcome(fut_future *f, void **value)
     return f->error;
 }
 
+/* A unit about to wait for f: pushes its frame (for dumps, and for the
+ * cycle checks of others), then looks for a cycle of waits back to
+ * itself. Returns whether a frame was pushed (pop it with wait_end), or
+ * sets *cycle (nothing left to pop). The frame is published before the
+ * look (seq_cst, as are the looks at others' frames): of two units that
+ * start waiting for each other at once, at least one sees the other. */
+static bool wait_begin(fut_future *f, bool *cycle)
+{
+    *cycle = fut__waits_for_itself(f, NULL); /* awaiting its own future */
+    if (*cycle || !fut__in_unit() || !fut__sched_any_self())
+        return false;
+    fut_frame *me = fut__frame_push(f);
+    if (me && fut__wait_closes_cycle(me, f)) {
+        fut__frame_pop();
+        *cycle = true;
+        return false;
+    }
+    return true;
+}
+
+static void wait_end(bool pushed)
+{
+    if (pushed)
+        fut__frame_pop();
+}
+
 int fut_await(fut_future *f, void **value)
 {
     size_t i;
@@ -176,9 +202,12 @@ int fut_await(fut_future *f, void **value)
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f)) {
-        if (fut__waits_for_itself(f, NULL))
-            return EDEADLK; /* a task awaiting its own future */
+        bool cycle;
+        bool pushed = wait_begin(f, &cycle);
+        if (cycle)
+            return EDEADLK;
         wait_for(&f, 1, false, NULL, &i); /* one, no deadline: cannot fail */
+        wait_end(pushed);
     }
     return outcome(f, value);
 }
@@ -191,11 +220,17 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     size_t i;
     if (!f)
         return EINVAL;
-    if (!fut__is_ready(f) && fut__waits_for_itself(f, NULL))
+    bool cycle = false, pushed = false;
+    if (!fut__is_ready(f) && ms > 0)
+        pushed = wait_begin(f, &cycle);
+    else if (!fut__is_ready(f))
+        cycle = fut__waits_for_itself(f, NULL); /* a poll looks no further */
+    if (cycle)
         return EDEADLK;
     if (ms < forever)
         deadline_after(&deadline, ms);
     int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i);
+    wait_end(pushed);
     if (rc) {
         if (value)
             *value = NULL;

@@ -442,6 +442,7 @@ START_TEST(watchdog_reports_all_workers_blocked)
                   "%s", text);
     ck_assert_msg(strstr(text, "worker 0 (stuck-0): blocked in a wait, in "),
                   "%s", text);
+    ck_assert_msg(strstr(text, "\n    in a wait: "), "%s", text); /* frame */
     free(text);
 }
 END_TEST

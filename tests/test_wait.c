@@ -336,6 +336,147 @@ START_TEST(waiting_for_yourself_is_edeadlk)
 }
 END_TEST
 
+/* ---- Cycles of waits among tasks -------------------------------------- */
+
+/* A task that awaits the future handed to it through its slot (a
+ * promise's future, whose value is that other future) and returns the
+ * await's result as its value. */
+static int await_other(void *slot, void **value)
+{
+    void *other;
+    thread_check(fut_await(slot, &other) == 0);
+    *value = (void *)(intptr_t)fut_await(other, NULL);
+    return 0;
+}
+
+/* n tasks, each awaiting the next (the last awaits the first): a cycle,
+ * on a pool of `threads`. At least one of them gets EDEADLK at once; the
+ * others then complete. */
+static void run_cycle(size_t threads, int n)
+{
+    fut_pool *pool = pool_new(threads);
+    fut_promise *p[4];
+    fut_future *slot[4], *t[4];
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(fut_promise_create(pool, &p[i], &slot[i]), 0);
+        t[i] = fut_spawn(pool, await_other, slot[i]);
+    }
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(fut_promise_resolve(p[i], t[(i + 1) % n]), 0);
+    int deadlocks = 0;
+    for (int i = 0; i < n; i++) {
+        void *v;
+        ck_assert_int_eq(fut_await(t[i], &v), 0);
+        int rc = (int)(intptr_t)v;
+        ck_assert_msg(rc == 0 || rc == EDEADLK, "task %d: %s", i,
+                      fut_strerror(rc));
+        deadlocks += rc == EDEADLK;
+    }
+    ck_assert_int_ge(deadlocks, 1);
+    for (int i = 0; i < n; i++) {
+        fut_release(t[i]);
+        fut_release(slot[i]);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+
+/* A awaits B while B awaits A: on two workers (each blocked in its
+ * wait), and on one (B runs on top of A's wait, so A cannot resume until
+ * B returns); and a cycle of three. */
+START_TEST(wait_cycles_are_edeadlk)
+{
+    for (int round = 0; round < 20; round++) {
+        run_cycle(2, 2);
+        run_cycle(1, 2);
+        run_cycle(3, 3);
+        run_cycle(2, 3);
+    }
+}
+END_TEST
+
+/* A task that waits on one worker runs queued work meanwhile; a unit run
+ * that way which waits for the task below it would wait forever. */
+static fut_future *_Atomic below;
+static atomic_int above_rc;
+
+static int await_below(void *arg, void **value)
+{
+    (void)arg;
+    (void)value;
+    atomic_store(&above_rc, fut_await(atomic_load(&below), NULL));
+    return 0;
+}
+
+static int wait_and_help(void *arg, void **value)
+{
+    fut_pool *pool = arg;
+    fut_future *above = fut_spawn(pool, await_below, NULL);
+    /* a sleep: this worker helps meanwhile, and runs `above` on top */
+    fut_future *nap = fut_sleep(pool, 50);
+    fut_await(nap, NULL);
+    fut_release(nap);
+    *value = (void *)(intptr_t)fut_await(above, NULL);
+    fut_release(above);
+    return 0;
+}
+
+START_TEST(waiting_for_the_unit_below_is_edeadlk)
+{
+    fut_pool *pool = pool_new(1);
+    fut_promise *p;
+    fut_future *gate_future;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &gate_future), 0);
+    fut_future *f = fut_spawn(pool, wait_and_help, pool);
+    atomic_store(&below, f);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_int_eq((int)(intptr_t)v, 0);
+    ck_assert_int_eq(atomic_load(&above_rc), EDEADLK);
+    fut_release(f);
+    fut_promise_resolve(p, NULL);
+    fut_release(gate_future);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+/* No false alarm: nested awaits on several workers form no cycle. */
+static fut_pool *fib_pool;
+
+static int fib_awaits(void *arg, void **value)
+{
+    intptr_t n = (intptr_t)arg;
+    if (n < 2) {
+        *value = (void *)n;
+        return 0;
+    }
+    fut_future *a = fut_spawn(fib_pool, fib_awaits, (void *)(n - 1));
+    fut_future *b = fut_spawn(fib_pool, fib_awaits, (void *)(n - 2));
+    void *va, *vb;
+    int ra = fut_await(a, &va), rb = fut_await(b, &vb); /* the older first */
+    fut_release(a);
+    fut_release(b);
+    if (ra || rb)
+        return ra ? ra : rb; /* EDEADLK here would be a false alarm */
+    *value = (void *)((intptr_t)va + (intptr_t)vb);
+    return 0;
+}
+
+START_TEST(no_false_cycles)
+{
+    for (size_t threads = 1; threads <= 4; threads++) {
+        fib_pool = pool_new(threads);
+        for (int round = 0; round < 5; round++) {
+            fut_future *f = fut_spawn(fib_pool, fib_awaits, (void *)18);
+            void *v;
+            ck_assert_int_eq(fut_await(f, &v), 0);
+            ck_assert_int_eq((intptr_t)v, 2584);
+            fut_release(f);
+        }
+        ck_assert_int_eq(fut_pool_destroy(fib_pool), 0);
+    }
+}
+END_TEST
+
 static fut_promise *hand_p2;
 static fut_future *hand_f1, *hand_f2;
 static atomic_int a_waiting;
@@ -558,7 +699,8 @@ static Suite *wait_suite(void)
     FUT_TCASE(s, "wakeups", spawn_wakes_an_idle_worker,
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
               timed_waits_race_completion, timed_wait_deadline_carries_a_second,
-              waiting_for_yourself_is_edeadlk,
+              waiting_for_yourself_is_edeadlk, wait_cycles_are_edeadlk,
+              waiting_for_the_unit_below_is_edeadlk, no_false_cycles,
               spawn_prefers_idle_worker_over_waiting_one,
               timed_wait_on_worker_times_out, timed_park_on_worker_expires,
               worker_waits_race_completions);

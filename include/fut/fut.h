@@ -254,7 +254,10 @@ enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
  * Writes to out what the pool is doing now: its state and counters; each
  * worker (its thread name, whether it runs a unit, is idle, is blocked in
  * a wait or looks for work; the function it runs, by its symbol where the
- * binary exports it, else its address, and its name from fut_task_opts;
+ * binary exports it, else its address, and its name from fut_task_opts
+ * (a task that its awaiter took back and runs in place of waiting is
+ * shown as that awaiter); the units in fut_await or fut_await_for on it,
+ * innermost first;
  * the units it has completed, so two dumps a moment apart show a worker
  * that is stuck; the units queued on it); the 16 soonest timers, with when
  * they are due; and the continuations waiting on a promise, a fut_all or
@@ -442,9 +445,16 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
  * Blocks until f completes, stores its value in *value (NULL when f failed;
  * value may be NULL) and returns its error: 0, the task's own code, or any
  * error listed for the function that made f. EINVAL for a NULL f. EDEADLK,
- * at once, when f is the pending future of the very task or continuation
- * that calls it (it would wait for itself forever). Borrows f. On a pool
- * worker, runs queued work of that pool meanwhile.
+ * at once, when the wait would never end because it waits for the
+ * caller itself: f is the pending future of the very task or
+ * continuation that calls it; or f is run by units of the caller's pool
+ * that wait, through a chain of fut_await / fut_await_for calls, for the
+ * caller (A awaits B while B awaits A), or cannot resume before the
+ * caller returns (a unit this worker runs on top of the caller's own
+ * wait). Only a wait that must block looks for such a cycle; cycles
+ * through fut_join_all, groups, promises or other pools are not seen
+ * (the pool's watchdog, stall_ms, reports their effect). Borrows f. On a
+ * pool worker, runs queued work of that pool meanwhile.
  */
 FUT_API int fut_await(fut_future *f, void **value);
 
