@@ -598,7 +598,7 @@ static result pattern_deadlock(int k)
         fut_spawn_with(demo.pool, &pong_name, await_partner, pong_slot);
     fut_promise_resolve(to_ping, pong);
     fut_promise_resolve(to_pong, ping);
-    void *a, *b;
+    void *a = NULL, *b = NULL;
     r.ok &= fut_await(ping, &a) == 0 && fut_await(pong, &b) == 0;
     int ea = (int)(intptr_t)a, eb = (int)(intptr_t)b;
     say("   ping -> %s; pong -> %s\n", ea ? fut_strerror(ea) : "done",

@@ -35,6 +35,15 @@ int fut__checked(int rc, int allowed, const char *call, const char *file,
             file, line, strerror(rc));
     abort();
 }
+
+void fut__misuse(const char *call, const void *handle, const char *what)
+{
+    if (handle)
+        fprintf(stderr, "fut: misuse in %s(%p): %s\n", call, handle, what);
+    else
+        fprintf(stderr, "fut: broken invariant in %s: %s\n", call, what);
+    abort();
+}
 #endif
 
 uint64_t fut__now_ns(void)

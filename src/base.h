@@ -119,6 +119,14 @@ int fut__checked(int rc, int allowed, const char *call, const char *file,
     FUT_CHECK_(pthread_cond_broadcast(c), "pthread_cond_broadcast", 0)
 #define pthread_cond_destroy(c) FUT_CHECK_(pthread_cond_destroy(c), "pthread_cond_destroy", 0)
 #define pthread_join(t, r)      FUT_CHECK_(pthread_join(t, r), "pthread_join", 0)
+/* Misuse of a handle, or a broken invariant: prints what, in which call,
+ * and aborts. */
+_Noreturn void fut__misuse(const char *call, const void *handle,
+                           const char *what);
+/* An internal invariant: stops the program when it does not hold. */
+#define FUT_ASSERT(cond, what)                                                     ((cond) ? (void)0 : fut__misuse(__func__, NULL, what))
+#else
+#define FUT_ASSERT(cond, what) ((void)0)
 #endif
 
 /* Thread-local variables of the library. initial-exec: one load off the

@@ -304,8 +304,13 @@ typedef struct frame_walk {
     fut_pool *pool;
     size_t threads;
     unsigned char *seen; /* one byte per frame */
-    size_t *todo, len;
+    uint32_t *todo;      /* frames to look at: twice as many slots */
+    size_t len;
 } frame_walk;
+
+/* Pools up to this many workers walk in the stack (a transient frame:
+ * the walk is over before the wait blocks); larger ones allocate. */
+#define WALK_STACK_THREADS 16
 
 static unsigned frames_of(fut_local *l)
 {
@@ -322,7 +327,7 @@ static void push_runners(frame_walk *fw, const void *unit)
         for (unsigned k = 0; k < d; k++)
             if (atomic_load_explicit(&l->frame[k].unit, memory_order_relaxed) ==
                 unit)
-                fw->todo[fw->len++] = i * FUT_FRAMES + k;
+                fw->todo[fw->len++] = (uint32_t)(i * FUT_FRAMES + k);
     }
 }
 
@@ -336,10 +341,17 @@ static bool cycle_once(fut_pool *pool, const fut_frame *me, const void *f)
 {
     frame_walk fw = {pool, pool->sched.threads, NULL, NULL, 0};
     size_t frames = fw.threads * FUT_FRAMES;
-    fw.seen = calloc(frames, 1);
-    /* each frame is queued at most once per unit it could run: bound the
-     * queue by frames * (1 + frames) pushes, kept small by `seen` */
-    fw.todo = malloc(frames * 2 * sizeof(size_t));
+    unsigned char seen[WALK_STACK_THREADS * FUT_FRAMES];
+    uint32_t todo[WALK_STACK_THREADS * FUT_FRAMES * 2];
+    bool small = fw.threads <= WALK_STACK_THREADS;
+    if (small) {
+        memset(seen, 0, frames);
+        fw.seen = seen;
+        fw.todo = todo;
+    } else { /* a walk that cannot get memory finds no cycle */
+        fw.seen = calloc(frames, 1);
+        fw.todo = malloc(frames * 2 * sizeof(uint32_t));
+    }
     bool cycle = false;
     if (!fw.seen || !fw.todo)
         goto out;
@@ -365,8 +377,10 @@ static bool cycle_once(fut_pool *pool, const fut_frame *me, const void *f)
             push_runners(&fw, g);
     }
 out:
-    free(fw.seen);
-    free(fw.todo);
+    if (!small) {
+        free(fw.seen);
+        free(fw.todo);
+    }
     return cycle;
 }
 

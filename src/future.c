@@ -28,10 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef FUT_CHECKED
+#define LIVE_MARK .magic = FUT_MAGIC_LIVE,
+#else
+#define LIVE_MARK
+#endif
 #define STATIC_FUTURE(err)                                                     \
     {                                                                          \
         .state = PHASE_CLAIMED | F_DONE | F_REF, .kind = KIND_STATIC,          \
-        .error = (err),                                                        \
+        .error = (err), LIVE_MARK                                              \
     }
 
 static fut_future s_einval = STATIC_FUTURE(EINVAL);
@@ -251,6 +256,9 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     if (!f)
         return NULL;
     atomic_init(&f->state, PHASE_WAITING + refs * F_REF);
+#ifdef FUT_CHECKED
+    atomic_store_explicit(&f->magic, FUT_MAGIC_LIVE, memory_order_relaxed);
+#endif
     f->error = 0;
     f->kind = (unsigned char)kind;
     f->flags = (unsigned char)flags;
@@ -265,6 +273,56 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
         fut__pool_ref_take(pool);
     return f;
 }
+
+/* ---- The checked build's handles --------------------------------------- */
+
+#ifdef FUT_CHECKED
+void fut__check_future(const fut_future *f, const char *call)
+{
+    if ((uintptr_t)f % sizeof(void *))
+        fut__misuse(call, f, "not a future (a pointer no future has)");
+    uint32_t magic = atomic_load_explicit(&((fut_future *)f)->magic,
+                                          memory_order_relaxed);
+    if (magic == FUT_MAGIC_DEAD)
+        fut__misuse(call, f,
+                    "a future already freed: released once too often, or "
+                    "used after a call consumed it (fut_then, fut_timeout, "
+                    "...) and its work was done with it");
+    if (magic != FUT_MAGIC_LIVE)
+        fut__misuse(call, f, "not a future (garbage, or freed long ago)");
+}
+
+/* Freed futures wait here, marked DEAD, before their memory goes back:
+ * a late use finds the mark instead of another future. Not in the fault
+ * build, which counts every allocation back. */
+#if !defined(FUT_FAULT_INJECTION)
+#define QUARANTINE 4096
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *p;
+    size_t size;
+} quarantined[QUARANTINE];
+static size_t quarantine_next;
+
+static void quarantine(void *p, size_t size)
+{
+    pthread_mutex_lock(&quarantine_lock);
+    void *old = quarantined[quarantine_next].p;
+    size_t old_size = quarantined[quarantine_next].size;
+    quarantined[quarantine_next].p = p;
+    quarantined[quarantine_next].size = size;
+    quarantine_next = (quarantine_next + 1) % QUARANTINE;
+    pthread_mutex_unlock(&quarantine_lock);
+    if (old)
+        fut__free(old, old_size);
+}
+#else
+static void quarantine(void *p, size_t size)
+{
+    fut__free(p, size);
+}
+#endif
+#endif
 
 /* ---- Options and owned values ----------------------------------------- */
 
@@ -394,12 +452,18 @@ HOT fut_future *future_free(fut_future *f)
     }
     if (f->pool)
         fut__pool_ref_drop(f->pool);
+#ifdef FUT_CHECKED
+    atomic_store_explicit(&f->magic, FUT_MAGIC_DEAD, memory_order_relaxed);
+    quarantine(f, size);
+#else
     fut__free(f, size);
+#endif
     return in;
 }
 
 fut_future *fut_retain(fut_future *f)
 {
+    FUT_CHECK_FUTURE(f, "fut_retain");
     if (f && f->kind != KIND_STATIC)
         atomic_fetch_add_explicit(&f->state, F_REF, memory_order_relaxed);
     return f;
@@ -417,6 +481,7 @@ HOT bool unref(fut_future *f)
     uint64_t old = atomic_load_explicit(&f->state, memory_order_acquire);
     if (refs_of(old) != 1)
         old = atomic_fetch_sub_explicit(&f->state, F_REF, memory_order_acq_rel);
+    FUT_ASSERT(refs_of(old) != 0, "a future's reference count below zero");
     if (refs_of(old) != 1)
         return false;
     FUT_HAPPENS_AFTER(&f->state);
@@ -435,12 +500,14 @@ HOT void destroy(fut_future *f)
 
 void fut_release(fut_future *f)
 {
+    FUT_CHECK_FUTURE(f, "fut_release");
     if (unref(f))
         destroy(f);
 }
 
 bool fut_is_ready(const fut_future *f)
 {
+    FUT_CHECK_FUTURE(f, "fut_is_ready");
     if (!f || !(atomic_load_explicit(&f->state, memory_order_acquire) & F_DONE))
         return false;
     FUT_HAPPENS_AFTER(&f->state);
@@ -1112,12 +1179,14 @@ HOT fut_future *continuation(fut_future *f, const fut_task_opts *o,
 
 fut_future *fut_then(fut_future *f, fut_then_fn fn, void *arg)
 {
+    FUT_CHECK_FUTURE(f, "fut_then");
     return continuation(f, NULL, 0, (fut_unit_fn){.then = fn}, !fn, arg);
 }
 
 fut_future *fut_then_with(fut_future *f, const fut_task_opts *opts,
                           fut_then_fn fn, void *arg)
 {
+    FUT_CHECK_FUTURE(f, "fut_then_with");
     return continuation(f, opts, 0, (fut_unit_fn){.then = fn}, !fn, arg);
 }
 
@@ -1129,6 +1198,7 @@ fut_future *fut_chain(fut_future *f, fut_chain_fn fn, void *arg)
 fut_future *fut_chain_with(fut_future *f, const fut_task_opts *opts,
                            fut_chain_fn fn, void *arg)
 {
+    FUT_CHECK_FUTURE(f, "fut_chain");
     return continuation(f, opts, FLAG_CHAIN, (fut_unit_fn){.chain = fn}, !fn,
                         arg);
 }
@@ -1141,6 +1211,7 @@ fut_future *fut_catch(fut_future *f, fut_recover_fn fn, void *arg)
 fut_future *fut_catch_with(fut_future *f, const fut_task_opts *opts,
                            fut_recover_fn fn, void *arg)
 {
+    FUT_CHECK_FUTURE(f, "fut_catch");
     return continuation(f, opts, FLAG_ON_ERROR, (fut_unit_fn){.recover = fn},
                         !fn, arg);
 }
@@ -1153,6 +1224,7 @@ fut_future *fut_finally(fut_future *f, fut_recover_fn fn, void *arg)
 fut_future *fut_finally_with(fut_future *f, const fut_task_opts *opts,
                              fut_recover_fn fn, void *arg)
 {
+    FUT_CHECK_FUTURE(f, "fut_finally");
     return continuation(f, opts, FLAG_ON_ANY, (fut_unit_fn){.recover = fn},
                         !fn, arg);
 }
@@ -1243,6 +1315,7 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
 {
     if (!f)
         return &s_einval;
+    FUT_CHECK_FUTURE(f, "fut_timeout");
     if (fut_is_ready(f) || !f->pool)
         return f; /* a complete future needs no timer */
     /* + the timer's reference, + the listener's (the task reference) */
@@ -1363,6 +1436,7 @@ static fut_future *combine(fut_future *const futs[], size_t n,
     for (size_t i = 0; i < n; i++) {
         if (!futs[i])
             return &s_einval;
+        FUT_CHECK_FUTURE(futs[i], how ? "fut_any" : "fut_all");
         if (!pool)
             pool = futs[i]->pool;
     }
@@ -1449,6 +1523,7 @@ int fut_cancel(fut_future *f)
 {
     if (!f)
         return EINVAL;
+    FUT_CHECK_FUTURE(f, "fut_cancel");
     fut_future *in;
     int rc = cancel_one(f, &in);
     while (in) { /* iterative: a chain may be a million links long */
@@ -1475,9 +1550,32 @@ int fut_promise_create(fut_pool *pool, fut_promise **promise,
     return 0;
 }
 
+/* The promise's first use marks it (KEPT): a second is misuse, which must
+ * not drop a reference that is not the promise's any more. */
+static bool promise_first_use(fut_future *f, const char *call)
+{
+    (void)call;
+    FUT_CHECK_FUTURE(f, call);
+    if (f->kind != KIND_PLAIN ||
+        (atomic_fetch_or_explicit(&f->state, F_KEPT, memory_order_relaxed) &
+         F_KEPT)) {
+#ifdef FUT_CHECKED
+        fut__misuse(call, f,
+                    f->kind != KIND_PLAIN ? "not a promise"
+                                          : "a promise kept (or rejected) "
+                                            "already");
+#endif
+        return false;
+    }
+    return true;
+}
+
 static int promise_settle(fut_promise *promise, void *value, int error)
 {
     fut_future *f = (fut_future *)promise;
+    if (!promise_first_use(f, error ? "fut_promise_reject"
+                                    : "fut_promise_resolve"))
+        return EINVAL;
     if (claim(f, PHASE_WAITING)) {
         complete(f, value, error, true);
         return 0;
@@ -1496,6 +1594,8 @@ int fut_promise_resolve_with(fut_promise *promise, void *value,
 {
     fut_future *f = (fut_future *)promise;
     int rc = EINVAL;
+    if (f && !promise_first_use(f, "fut_promise_resolve_with"))
+        f = NULL; /* EINVAL, and the value goes */
     if (f && claim(f, PHASE_WAITING)) {
         if (value_free) { /* the completion is ours: nobody reads it yet */
             f->value_free = value_free;
@@ -1517,6 +1617,7 @@ int fut_take(fut_future *f, void **value)
 {
     if (!value)
         return EINVAL;
+    FUT_CHECK_FUTURE(f, "fut_take");
     *value = NULL;
     void *v;
     int rc = fut_await(f, &v);

@@ -48,6 +48,8 @@ struct fut_listener {
  *             value when the input frees that value (see pass_on in
  *             future.c): it keeps its input, so the value lives as long
  *             as it does, and a take goes to the input.
+ *   KEPT      a promise's future: the promise was used (resolve or
+ *             reject), so a second use is misuse, not a second keep.
  *   EXTRA     set before the future is shared (a promise's: before DONE):
  *             a task's or continuation's `extra` holds its options, a
  *             promise's `value_free` its value's destructor. Without it,
@@ -69,6 +71,7 @@ enum fut_phase {
 #define F_TAKEN    32ull
 #define F_BORROWS  64ull
 #define F_EXTRA    128ull
+#define F_KEPT     256ull /* PLAIN: its promise was kept or rejected      */
 #define F_REF      (1ull << 32)
 
 enum fut_kind {
@@ -124,8 +127,18 @@ typedef struct fut_extra {
 /* 40 bytes of header, then what the kind needs: a promise's is 48 bytes,
  * a sleep 56, a task 80, a timeout 104, a continuation 120 (alloc.c's
  * classes). */
+/* The checked build's marks of a future handle (FUT_CHECKED): LIVE from
+ * creation until freed, then DEAD (and the memory is kept a while, see
+ * future.c's quarantine, so that a late use still finds DEAD). */
+#define FUT_MAGIC_LIVE 0x7f07f07fu
+#define FUT_MAGIC_DEAD 0xdeadf07fu
+
 struct fut_future {
     _Atomic uint64_t state;   /* see above                               */
+#ifdef FUT_CHECKED
+    _Atomic uint32_t magic; /* FUT_MAGIC_LIVE, then FUT_MAGIC_DEAD:
+                               relaxed, as misuse may race with the free */
+#endif
     int error;                /* written once before DONE               */
     unsigned char kind;       /* enum fut_kind, set at creation         */
     unsigned char flags;      /* enum fut_flag, set at creation        */
@@ -227,6 +240,16 @@ struct fut_pool {
     struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
     char name[16];
 };
+
+/* The checked build stops the program, naming the call, when f (not
+ * NULL) is not a live future handle. */
+#ifdef FUT_CHECKED
+void fut__check_future(const fut_future *f, const char *call);
+#define FUT_CHECK_FUTURE(f, call)                                              \
+    ((f) ? fut__check_future((f), (call)) : (void)0)
+#else
+#define FUT_CHECK_FUTURE(f, call) ((void)0)
+#endif
 
 /* Whether f has completed (fut_is_ready without the NULL check). */
 static inline bool fut__is_ready(const fut_future *f)

@@ -55,13 +55,16 @@ static void wait_fire(fut_listener *l, fut_future *done)
     pthread_mutex_unlock(lock);
 }
 
-static bool valid(fut_future *const futs[], size_t n)
+static bool valid(fut_future *const futs[], size_t n, const char *call)
 {
+    (void)call;
     if (n && !futs)
         return false;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!futs[i])
             return false;
+        FUT_CHECK_FUTURE(futs[i], call);
+    }
     return true;
 }
 
@@ -199,6 +202,7 @@ int fut_await(fut_future *f, void **value)
     size_t i;
     if (!f)
         return EINVAL;
+    FUT_CHECK_FUTURE(f, "fut_await");
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f)) {
@@ -220,6 +224,7 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     size_t i;
     if (!f)
         return EINVAL;
+    FUT_CHECK_FUTURE(f, "fut_await_for");
     bool cycle = false, pushed = false;
     if (!fut__is_ready(f) && ms > 0)
         pushed = wait_begin(f, &cycle);
@@ -266,7 +271,7 @@ static bool holds_itself(fut_future *const futs[], size_t n)
 
 int fut_join_all(fut_future *const futs[], size_t n)
 {
-    if (!valid(futs, n))
+    if (!valid(futs, n, "fut_join_all"))
         return EINVAL;
     if (holds_itself(futs, n))
         return EDEADLK;
@@ -279,7 +284,7 @@ int fut_join_all(fut_future *const futs[], size_t n)
 
 int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 {
-    if (!valid(futs, n) || (n && !errors))
+    if (!valid(futs, n, "fut_join_settled") || (n && !errors))
         return EINVAL;
     if (holds_itself(futs, n))
         return EDEADLK;
@@ -292,7 +297,7 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
 {
     size_t i;
-    if (n == 0 || !valid(futs, n))
+    if (n == 0 || !valid(futs, n, "fut_await_any"))
         return EINVAL;
     int rc = wait_for(futs, n, false, NULL, &i);
     if (!rc && index)

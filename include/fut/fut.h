@@ -49,6 +49,15 @@
  *    wait for about 20 us (not at all when the pool has more workers
  *    than CPUs), then they sleep on a condition variable. An idle pool
  *    uses no CPU.
+ *  - Misuse: with the library built checked (-DFUT_CHECKED=ON, as the
+ *    tests build it), every handle is checked where a function receives
+ *    it: a future released once too often or used after release, a
+ *    future released after a call consumed it, a promise kept twice, or a
+ *    pointer that is no handle stops the program with a message naming
+ *    the function and the handle, instead of corrupting memory (freed
+ *    futures are kept marked for a while, so a late use finds the mark;
+ *    a pointer to unmapped memory still crashes). Broken invariants of
+ *    the library stop it there too. Other builds do not check.
  *  - Fairness: a worker takes work submitted from outside threads ahead of
  *    its own queue once every 64 times it looks for a unit or takes one
  *    back (unless another worker is taking from that queue right then),
@@ -569,8 +578,10 @@ FUT_API int fut_promise_create(fut_pool *pool, fut_promise **promise,
 /**
  * Completes the promise's future with value and frees the promise.
  * Returns 0; EALREADY (the future was cancelled first; the promise is
- * still freed); EINVAL (promise NULL). Never blocks; continuations are
- * queued on the pool, or run here when they only pass a failure on.
+ * still freed); EINVAL (promise NULL, or a promise used already: misuse,
+ * which the checked build stops at; nothing is touched). Never blocks;
+ * continuations are queued on the pool, or run here when they only pass
+ * a failure on.
  */
 FUT_API int fut_promise_resolve(fut_promise *promise, void *value);
 
