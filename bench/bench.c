@@ -28,7 +28,7 @@ double bench_now(void)
 }
 
 static const bench_peer *const peers[] = {
-    &bench_fut,  &bench_fut_group, &bench_fut_join,
+    &bench_fut,  &bench_fut_named, &bench_fut_group, &bench_fut_join,
 #ifdef FUT_BENCH_OPENMP
     &bench_omp,
 #endif

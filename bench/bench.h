@@ -57,7 +57,8 @@ static inline uint64_t bench_fib(long n)
     return n < 2 ? (uint64_t)n : bench_fib(n - 1) + bench_fib(n - 2);
 }
 
-extern const bench_peer bench_fut, bench_fut_group, bench_fut_join;
+extern const bench_peer bench_fut, bench_fut_named, bench_fut_group,
+    bench_fut_join;
 extern const bench_peer bench_omp, bench_tbb, bench_glib;
 
 #ifdef __cplusplus

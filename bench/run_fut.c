@@ -43,13 +43,19 @@ static int one(void *arg, void **value)
     return 0;
 }
 
-/* Spawns fn(i) for i < n, joins them, sums their values: the time. */
-static double spawn_join_sum(long n, fut_task_fn fn, uint64_t *sum)
+/* The options of fut-named's tasks: a name each, copied at spawn. */
+static const fut_task_opts named = {.name = "bench-task"};
+
+/* Spawns fn(i) for i < n (with opts, when not NULL), joins them, sums
+ * their values: the time. */
+static double spawn_join_sum(long n, fut_task_fn fn, uint64_t *sum,
+                             const fut_task_opts *opts)
 {
     fut_future **fs = malloc((size_t)n * sizeof(*fs));
     double t0 = bench_now();
     for (long i = 0; i < n; i++)
-        fs[i] = fut_spawn(pool, fn, (void *)(uintptr_t)i);
+        fs[i] = opts ? fut_spawn_with(pool, opts, fn, (void *)(uintptr_t)i)
+                     : fut_spawn(pool, fn, (void *)(uintptr_t)i);
     fut_join_all(fs, (size_t)n); /* one wakeup; then each is ready */
     uint64_t s = 0;
     for (long i = 0; i < n; i++) {
@@ -66,7 +72,12 @@ static double spawn_join_sum(long n, fut_task_fn fn, uint64_t *sum)
 
 static double fut_spawn_n(long n, uint64_t *sum)
 {
-    return spawn_join_sum(n, one, sum);
+    return spawn_join_sum(n, one, sum, NULL);
+}
+
+static double named_spawn_n(long n, uint64_t *sum)
+{
+    return spawn_join_sum(n, one, sum, &named);
 }
 
 static atomic_uint_fast64_t counter;
@@ -172,6 +183,40 @@ static double fut_fib(long n, uint64_t *sum)
     return t;
 }
 
+/* fib with a name given to every task (fut-named): what names cost. */
+static int named_fib_task(void *arg, void **value)
+{
+    long n = (long)(intptr_t)arg;
+    if (n < 2) {
+        *value = (void *)(intptr_t)n;
+        return 0;
+    }
+    fut_future *a =
+        fut_spawn_with(pool, &named, named_fib_task, (void *)(intptr_t)(n - 1));
+    fut_future *b =
+        fut_spawn_with(pool, &named, named_fib_task, (void *)(intptr_t)(n - 2));
+    void *va, *vb;
+    fut_await(b, &vb);
+    fut_await(a, &va);
+    fut_release(a);
+    fut_release(b);
+    *value = (void *)((uintptr_t)va + (uintptr_t)vb);
+    return 0;
+}
+
+static double named_fib(long n, uint64_t *sum)
+{
+    double t0 = bench_now();
+    fut_future *f =
+        fut_spawn_with(pool, &named, named_fib_task, (void *)(intptr_t)n);
+    void *v;
+    fut_await(f, &v);
+    double t = bench_now() - t0;
+    fut_release(f);
+    *sum = (uintptr_t)v;
+    return t;
+}
+
 struct fib_frame {
     long n;
     uint64_t result;
@@ -251,7 +296,7 @@ static int map_task(void *arg, void **value)
 static double fut_map(long n, long w, uint64_t *sum)
 {
     map_w = w;
-    return spawn_join_sum(n, map_task, sum);
+    return spawn_join_sum(n, map_task, sum, NULL);
 }
 
 /* ---- for ---------------------------------------------------------------- */
@@ -500,6 +545,16 @@ const bench_peer bench_fut = {
     .sleep = fut_sleep_n,
     .rss = fut_rss,
     .idle = fut_idle,
+};
+
+/* fut with a name on every task (fut_spawn_with): against fut, the cost
+ * of naming units. */
+const bench_peer bench_fut_named = {
+    .name = "fut-named",
+    .setup = fut_setup,
+    .teardown = fut_teardown,
+    .spawn = named_spawn_n,
+    .fib = named_fib,
 };
 
 const bench_peer bench_fut_group = {

@@ -711,13 +711,9 @@ static int call(fut_future *f, void **value)
 /* The function a unit runs, for the trace. */
 static fut_fn unit_fn(const fut_future *f)
 {
-    if (f->kind == KIND_TASK)
-        return (fut_fn)f->fn.task;
-    if (f->flags & (FLAG_ON_ERROR | FLAG_ON_ANY))
-        return (fut_fn)f->fn.recover;
-    if (f->flags & FLAG_CHAIN)
-        return (fut_fn)f->fn.chain;
-    return (fut_fn)f->fn.then;
+    fut_fn fn; /* every member is a function pointer, at the same place */
+    memcpy(&fn, &f->fn, sizeof(fn));
+    return fn;
 }
 
 /* Whether continuation c runs after an input that ended with error. */
@@ -728,15 +724,24 @@ static bool runs_after(const fut_future *c, int error)
     return c->flags & FLAG_ON_ERROR ? error != 0 : error == 0;
 }
 
+/* In a traced unit whose function has returned: a moment before the end
+ * of its slice, where the arrows to the continuations its completion
+ * makes ready start; 0 elsewhere. */
+static FUT_TLS uint64_t tl_flow_at;
+
 /* call(), timed into the trace; out of the way of the untraced path,
  * which pays only the branch that picks it. */
 static __attribute__((noinline, cold)) int
 call_traced(fut_future *f, void **value, fut_trace_lane *lane)
 {
     uint64_t start = fut__now_ns();
+    if (f->kind == KIND_THEN) /* the arrow's end, inside this slice */
+        fut__trace_flow(f->pool, TRACE_FLOW_IN, (uintptr_t)f, start + 1);
     int error = call(f, value);
+    uint64_t end = fut__now_ns();
     fut__trace_record(lane, unit_fn(f), has_extra(f) ? f->extra->name : NULL,
-                      f->kind, start, fut__now_ns());
+                      f->kind, start, end + 2);
+    tl_flow_at = end + 1; /* the completion's arrows start in the slice */
     return error;
 }
 
@@ -809,7 +814,8 @@ HOT void execute(fut_future *f, bool shown)
     if (l)
         unshow(l, before);
     if (pool) {
-        l = fut__local(pool);
+        if (!shown)
+            l = fut__local(pool);
         fut__stat_to(pool, l, STAT_COMPLETED, 1);
         if (error)
             fut__stat_to(pool, l, STAT_FAILED, 1);
@@ -822,6 +828,8 @@ HOT void execute(fut_future *f, bool shown)
     if (f->flags & FLAG_CHAIN) {
         if (value && !error) {
             follow(f, value);
+            if (__builtin_expect(lane != NULL, 0))
+                tl_flow_at = 0;
             return;
         }
         fut_release(value); /* a future given with an error */
@@ -829,6 +837,8 @@ HOT void execute(fut_future *f, bool shown)
         error = error ? error : EINVAL; /* no future to follow */
     }
     complete(f, value, error, true);
+    if (__builtin_expect(lane != NULL, 0))
+        tl_flow_at = 0; /* its arrows are drawn: none from what follows */
 }
 
 /* Claims and runs f, or drops it when a canceller got there first. */
@@ -1063,6 +1073,8 @@ void fut__cancel_pending(fut_pool *pool)
 static void then_ready(fut_future *c)
 {
     fut_pool *pool = c->pool;
+    if (__builtin_expect(tl_flow_at != 0, 0) && pool->trace_path)
+        fut__trace_flow(pool, TRACE_FLOW_OUT, (uintptr_t)c, tl_flow_at);
     fut__stat_add(pool, STAT_QUEUED, 1);
     FUT_HOOK(FUT_HOOK_THEN_READY, c);
     if (!claim_to(c, PHASE_WAITING, PHASE_QUEUED)) {

@@ -171,8 +171,10 @@ struct fut_future {
 /* One thread's trace buffer (trace.c); written only by that thread. */
 typedef struct fut_trace_event fut_trace_event;
 typedef struct fut_trace_lane {
-    fut_trace_event *events;
-    size_t len, cap;
+    pthread_mutex_t lock;    /* its thread, and a write of the trace */
+    fut_trace_event *events; /* a ring: [head, head + len) mod cap  */
+    size_t head, len, cap;
+    size_t max; /* events kept at most (trace_events); 0: no bound */
     uint64_t dropped;
 } fut_trace_lane;
 
@@ -234,9 +236,8 @@ struct fut_pool {
     pthread_mutex_t pending_lock;
     fut_list pending; /* continuations waiting on input: pending_lock */
     char *trace_path; /* NULL: tracing off; set at create          */
-    pthread_mutex_t trace_lock;
     fut_trace_lane timer_trace;   /* the timer thread's own           */
-    fut_trace_lane outside_trace; /* trace_lock                       */
+    fut_trace_lane outside_trace; /* threads outside the pool         */
     struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
     char name[16];
 };
@@ -406,6 +407,13 @@ void fut__monitor_stop(fut_pool *pool);
 void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
                        int kind, uint64_t start, uint64_t end);
 void fut__trace_write(fut_pool *pool);
+int fut__trace_write_to(fut_pool *pool, const char *path);
+void fut__trace_lane_init(fut_trace_lane *lane, size_t max);
+void fut__trace_lane_fini(fut_trace_lane *lane);
+/* Kinds of trace events that are not units: the two ends of an arrow
+ * from a unit to a continuation it made ready (id: the continuation). */
+enum { TRACE_FLOW_OUT = 100, TRACE_FLOW_IN = 101 };
+void fut__trace_flow(fut_pool *pool, int kind, uint64_t id, uint64_t at);
 /* fn's symbol where the binary exports it, else its address; escaped
  * for a JSON string. */
 void fut__write_fn_name(FILE *out, fut_fn fn);

@@ -110,14 +110,17 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
         goto free_pool;
     if ((rc = pthread_mutex_init(&pool->pending_lock, NULL)))
         goto free_pool;
-    if ((rc = pthread_mutex_init(&pool->trace_lock, NULL)))
-        goto destroy_pending;
+    size_t keep = config ? config->trace_events : 0;
+    for (size_t i = 0; i < threads; i++)
+        fut__trace_lane_init(&pool->local[i].trace, keep);
+    fut__trace_lane_init(&pool->timer_trace, keep);
+    fut__trace_lane_init(&pool->outside_trace, keep);
     atomic_init(&pool->refs, 1);
     fut__thread_name(pool->name, name, "");
     rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired,
                           (char *)pool->local, sizeof(*pool->local));
     if (rc)
-        goto destroy_trace;
+        goto destroy_pending;
     uint64_t stall = config ? config->stall_ms : 0;
     if ((stall || sig) && (rc = fut__monitor_start(pool, stall, sig))) {
         fut_pool_destroy(pool); /* nothing was accepted yet */
@@ -126,8 +129,6 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     *out = pool;
     return 0;
 
-destroy_trace:
-    pthread_mutex_destroy(&pool->trace_lock);
 destroy_pending:
     pthread_mutex_destroy(&pool->pending_lock);
 free_pool:

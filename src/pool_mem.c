@@ -31,7 +31,10 @@ static void pool_free(fut_pool *pool)
     FUT_FORGET(&pool->refs);
     fut__sched_fini(&pool->sched);
     pthread_mutex_destroy(&pool->pending_lock);
-    pthread_mutex_destroy(&pool->trace_lock);
+    for (size_t i = 0; i < pool->sched.threads; i++)
+        fut__trace_lane_fini(&pool->local[i].trace);
+    fut__trace_lane_fini(&pool->timer_trace);
+    fut__trace_lane_fini(&pool->outside_trace);
     free(pool->trace_path);
     free(pool->local);
     free(pool);

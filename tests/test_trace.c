@@ -345,9 +345,122 @@ START_TEST(trace_environment_several_pools)
 }
 END_TEST
 
+/* Arrows: each continuation that a task's completion made ready gets a
+ * flow start inside the task's slice and a flow end inside its own, with
+ * the same id. */
+START_TEST(trace_draws_arrows_to_continuations)
+{
+    char path[] = "/tmp/fut-flow-XXXXXX";
+    temp_file(path);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 2, .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    for (int i = 0; i < 5; i++) {
+        /* the task ends after its continuation listens: its completion is
+         * what makes the continuation ready */
+        gate g;
+        gate_init(&g);
+        fut_future *t = fut_spawn(pool, task_gate, &g);
+        fut_future *c = fut_then(t, then_add, NULL);
+        gate_open(&g);
+        ck_assert_int_eq(await_rc(c), 0);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    unlink(path);
+    size_t starts = count(json, "\"ph\":\"s\""),
+           ends = count(json, "\"ph\":\"f\",\"bp\":\"e\"");
+    ck_assert_msg(starts == 5 && ends == 5, "%zu starts, %zu ends: %s", starts,
+                  ends, json);
+    /* each start's id has its end */
+    for (const char *at = strstr(json, "\"ph\":\"s\""); at;
+         at = strstr(at + 1, "\"ph\":\"s\"")) {
+        const char *id = strstr(at, "\"id\":");
+        ck_assert_ptr_nonnull(id);
+        char want[64];
+        snprintf(want, sizeof(want), "\"ph\":\"f\",\"bp\":\"e\",%.*s",
+                 (int)(strchr(id, ',') - id), id);
+        ck_assert_msg(strstr(json, want), "no end for %s", want);
+    }
+}
+END_TEST
+
+/* A trace written while the pool runs, from outside, and again from
+ * inside a task; then the one at destroy, which still has it all. */
+static int write_trace_here(void *arg, void **value)
+{
+    *value = (void *)(intptr_t)fut_pool_trace_write(arg, NULL);
+    return 0;
+}
+
+START_TEST(trace_written_on_demand)
+{
+    char path[] = "/tmp/fut-now-XXXXXX", other[] = "/tmp/fut-now2-XXXXXX";
+    temp_file(path);
+    temp_file(other);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 2, .trace_path = path};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(await_rc(fut_spawn(pool, traced_task, NULL)), 0);
+    ck_assert_int_eq(fut_pool_trace_write(pool, other), 0);
+    ck_assert_uint_eq(count(read_file(other), "\"name\":\"traced_task\""), 3);
+    void *rc;
+    fut_future *f = fut_spawn(pool, write_trace_here, pool);
+    ck_assert_int_eq(fut_await(f, &rc), 0);
+    ck_assert_int_eq((int)(intptr_t)rc, 0);
+    fut_release(f);
+    ck_assert_uint_eq(count(read_file(path), "\"name\":\"traced_task\""), 3);
+    /* an unwritable path: the program sees why */
+    ck_assert_int_eq(fut_pool_trace_write(pool, "/nonexistent/dir/t.json"),
+                     ENOENT);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    ck_assert_uint_eq(count(json, "\"name\":\"traced_task\""), 3);
+    ck_assert_uint_eq(count(json, "\"cat\":\"task\""), 4);
+    unlink(path);
+    unlink(other);
+    /* a pool that does not trace */
+    fut_pool *plain = pool_new(1);
+    ck_assert_int_eq(fut_pool_trace_write(plain, other), EINVAL);
+    ck_assert_int_eq(fut_pool_trace_write(NULL, other), EINVAL);
+    ck_assert_int_eq(fut_pool_destroy(plain), 0);
+}
+END_TEST
+
+/* trace_events: each thread keeps its latest events only, the others
+ * counted as dropped; the latest are the ones kept. */
+START_TEST(trace_keeps_latest_events)
+{
+    char path[] = "/tmp/fut-ring-XXXXXX";
+    temp_file(path);
+    fut_pool *pool;
+    fut_pool_config cfg = {.threads = 1, .trace_path = path,
+                           .trace_events = 8};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    for (int i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "unit-%d", i);
+        fut_task_opts o = {.name = name};
+        ck_assert_int_eq(await_rc(fut_spawn_with(pool, &o, traced_task, NULL)),
+                         0);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    char *json = read_file(path);
+    unlink(path);
+    ck_assert_uint_eq(count(json, "\"cat\":\"task\""), 8);
+    ck_assert_ptr_nonnull(strstr(json, "\"name\":\"unit-99\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"name\":\"unit-92\""));
+    ck_assert_ptr_null(strstr(json, "\"name\":\"unit-91\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"dropped_events\":92"));
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
+    FUT_TCASE(s, "more", trace_draws_arrows_to_continuations,
+              trace_written_on_demand, trace_keeps_latest_events);
     FUT_TCASE(s, "trace", trace_from_config, trace_groups_and_loops,
               trace_grows_names_addresses_and_timeouts, trace_from_environment,
               unwritable_trace_is_skipped, names_are_escaped, names_keep_utf8,

@@ -121,12 +121,16 @@ typedef void (*fut_free_fn)(void *p);
 typedef int (*fut_range_fn)(void *arg, size_t begin, size_t end);
 
 /** Pool settings. Zero-initialize, then set what you need. With a trace
- * path, the pool records every unit it runs (worker, start, end, function
- * name where the binary exports it, else its address) and every timer, and
+ * path, the pool records every unit it runs (worker, start, end, its name
+ * from fut_task_opts, else its function's symbol where the binary exports
+ * it, else its address), every timer (cancelled ones included), and an
+ * arrow from each unit to each continuation its completion made ready;
  * fut_pool_destroy writes them as Chrome Trace Event JSON (open it in
- * Perfetto or chrome://tracing); a file that cannot be written is skipped,
- * with one line on stderr naming the pool, the path and the reason.
- * Tracing off costs one predictable branch per unit. */
+ * Perfetto or chrome://tracing), and fut_pool_trace_write at any time; a
+ * file that cannot be written at destroy is skipped, with one line on
+ * stderr naming the pool, the path and the reason. With trace_events,
+ * each thread keeps only its latest events (a flight recorder). Tracing
+ * off costs one predictable branch per unit. */
 typedef struct fut_pool_config {
     size_t threads;         /* 0: $FUT_THREADS, else the CPUs this
                                process may run on (fut_pool_create)      */
@@ -144,6 +148,9 @@ typedef struct fut_pool_config {
                                when it arrives, the pool dumps itself to
                                stderr from a thread of its own, never
                                from the handler (see below)              */
+    size_t trace_events;    /* 0: a trace keeps every event. Else each
+                               thread keeps its latest trace_events, the
+                               older ones counted as dropped             */
 } fut_pool_config;
 
 /* The watchdog (stall_ms) and the dump signal run on one more thread,
@@ -255,6 +262,18 @@ FUT_API size_t fut_pool_threads(const fut_pool *pool);
  * argument). Never blocks.
  */
 FUT_API int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats);
+
+/**
+ * Writes the pool's trace as it stands (see fut_pool_config) to path, or
+ * to the pool's trace path when path is NULL, while the pool runs: each
+ * thread's events are read under a lock that thread takes to record one,
+ * so it waits meanwhile; nothing is cleared (the trace written at destroy
+ * has everything still kept). Returns 0; EINVAL (pool NULL, or a pool that
+ * does not trace); the errno value of opening or writing the file (the
+ * file may then be partial). Not while fut_pool_destroy runs. Blocks for
+ * the time it writes.
+ */
+FUT_API int fut_pool_trace_write(fut_pool *pool, const char *path);
 
 /** Flags of fut_pool_dump: text (0), or one line of JSON. */
 enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
