@@ -141,6 +141,18 @@ void fut__free(void *p, size_t size)
 }
 #endif
 
+void fut__alloc_fork(bool after)
+{
+#if FUT_CACHE_MAX
+    if (after)
+        pthread_mutex_unlock(&central_lock);
+    else
+        pthread_mutex_lock(&central_lock);
+#else
+    (void)after;
+#endif
+}
+
 void fut__alloc_trim(void)
 {
     drain(&fut__tl_cache);

@@ -255,6 +255,8 @@ int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags)
 {
     if (!pool || !out || (flags & ~(unsigned)FUT_DUMP_JSON))
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     fut_pool_stats st;
     fut_pool_stats_get(pool, &st);
     fut_sched *s = &pool->sched;

@@ -41,6 +41,7 @@
 
 static fut_future s_einval = STATIC_FUTURE(EINVAL);
 static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
+static fut_future s_inherited = STATIC_FUTURE(EOWNERDEAD);
 static fut_future s_empty = STATIC_FUTURE(0);
 
 static FUT_TLS fut_future *tl_current;          /* the unit running here */
@@ -323,6 +324,22 @@ static void quarantine(void *p, size_t size)
 }
 #endif
 #endif
+
+void fut__futures_fork(bool after, bool child)
+{
+    (void)after; /* the checked build's quarantine lock only */
+    /* The stripes guard listener lists: in a child, those of the parent's
+     * pools' futures are never used (waits on them fail at once), so a
+     * stripe a parent's thread held at fork is simply made new. */
+    for (int i = 0; child && i < LOCK_STRIPES; i++)
+        stripes[i] = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+#if defined(FUT_CHECKED) && !defined(FUT_FAULT_INJECTION)
+    if (after)
+        pthread_mutex_unlock(&quarantine_lock);
+    else
+        pthread_mutex_lock(&quarantine_lock);
+#endif
+}
 
 /* ---- Options and owned values ----------------------------------------- */
 
@@ -911,14 +928,16 @@ static int opts_take(const fut_task_opts *o, fut_extra **x, void **arg)
 static fut_future *refused(const fut_task_opts *o, void *arg, int error)
 {
     arg_drop(o, arg);
-    return error == ENOMEM ? &s_enomem : &s_einval;
+    return error == ENOMEM       ? &s_enomem
+           : error == EOWNERDEAD ? &s_inherited
+                                 : &s_einval;
 }
 
 HOT fut_future *spawn(fut_pool *pool, const fut_task_opts *o, fut_task_fn fn,
                       void *arg)
 {
     fut_extra *x = NULL;
-    int err = !pool || !fn ? EINVAL : 0;
+    int err = !pool || !fn ? EINVAL : fut__inherited(pool) ? EOWNERDEAD : 0;
     if (!err && has_opts(o)) /* folded away for fut_spawn */
         err = opts_take(o, &x, &arg);
     if (err)
@@ -1127,7 +1146,9 @@ HOT fut_future *continuation(fut_future *f, const fut_task_opts *o,
                              void *arg)
 {
     fut_extra *x = NULL;
-    int err = !f || no_fn ? EINVAL : 0;
+    int err = !f || no_fn                      ? EINVAL
+              : f->pool && fut__inherited(f->pool) ? EOWNERDEAD
+                                                   : 0;
     if (!err && has_opts(o)) /* folded away without options */
         err = opts_take(o, &x, &arg);
     if (err) {
@@ -1263,6 +1284,8 @@ fut_future *fut_sleep(fut_pool *pool, uint64_t ms)
 {
     if (!pool)
         return &s_einval;
+    if (fut__inherited(pool))
+        return &s_inherited;
     fut_future *f = future_new(pool, KIND_SLEEP, timer_flags(pool), 0,
                                2); /* + the timer's */
     if (!f)
@@ -1330,6 +1353,10 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
     FUT_CHECK_FUTURE(f, "fut_timeout");
     if (fut_is_ready(f) || !f->pool)
         return f; /* a complete future needs no timer */
+    if (fut__inherited(f->pool)) {
+        fut_release(f);
+        return &s_inherited;
+    }
     /* + the timer's reference, + the listener's (the task reference) */
     fut_future *t =
         future_new(f->pool, KIND_TIMEOUT, timer_flags(f->pool), 0, 3);
@@ -1554,6 +1581,8 @@ int fut_promise_create(fut_pool *pool, fut_promise **promise,
 {
     if (!pool || !promise || !future)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     fut_future *f = future_new(pool, KIND_PLAIN, 0, 0, 2); /* + promise */
     if (!f)
         return ENOMEM;
@@ -1568,6 +1597,8 @@ static bool promise_first_use(fut_future *f, const char *call)
 {
     (void)call;
     FUT_CHECK_FUTURE(f, call);
+    if (f->pool && fut__inherited(f->pool))
+        return false; /* the parent's: the caller says EOWNERDEAD */
     if (f->kind != KIND_PLAIN ||
         (atomic_fetch_or_explicit(&f->state, F_KEPT, memory_order_relaxed) &
          F_KEPT)) {
@@ -1587,7 +1618,7 @@ static int promise_settle(fut_promise *promise, void *value, int error)
     fut_future *f = (fut_future *)promise;
     if (!promise_first_use(f, error ? "fut_promise_reject"
                                     : "fut_promise_resolve"))
-        return EINVAL;
+        return f->pool && fut__inherited(f->pool) ? EOWNERDEAD : EINVAL;
     if (claim(f, PHASE_WAITING)) {
         complete(f, value, error, true);
         return 0;
@@ -1606,8 +1637,10 @@ int fut_promise_resolve_with(fut_promise *promise, void *value,
 {
     fut_future *f = (fut_future *)promise;
     int rc = EINVAL;
-    if (f && !promise_first_use(f, "fut_promise_resolve_with"))
-        f = NULL; /* EINVAL, and the value goes */
+    if (f && !promise_first_use(f, "fut_promise_resolve_with")) {
+        rc = f->pool && fut__inherited(f->pool) ? EOWNERDEAD : EINVAL;
+        f = NULL; /* and the value goes */
+    }
     if (f && claim(f, PHASE_WAITING)) {
         if (value_free) { /* the completion is ours: nobody reads it yet */
             f->value_free = value_free;

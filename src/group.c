@@ -70,6 +70,8 @@ int fut_group_create(fut_pool *pool, fut_group **group)
 {
     if (!pool || !group)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     fut_group *g = malloc(sizeof(*g));
     if (!g)
         return ENOMEM;
@@ -161,6 +163,8 @@ int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
 {
     if (!g || !fn)
         return EINVAL;
+    if (fut__inherited(g->pool))
+        return EOWNERDEAD;
     if (atomic_load(&g->cancelled))
         return ECANCELED;
     struct group_child *c = fut__alloc(sizeof(*c));
@@ -201,6 +205,8 @@ int fut_group_wait(fut_group *group)
 {
     if (!group)
         return EINVAL;
+    if (fut__inherited(group->pool))
+        return EOWNERDEAD;
     if (fut__waits_for_itself(NULL, &group->cancelled))
         return EDEADLK; /* a child waiting for its own group */
     if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
@@ -377,6 +383,8 @@ int fut_parallel_for(fut_pool *pool, size_t begin, size_t end, size_t grain,
 {
     if (!pool || !fn || begin > end)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     if (fut__sched_self(&pool->sched)) /* a worker: always accepted */
         return begin == end
                    ? 0
@@ -452,6 +460,8 @@ int fut_join(fut_pool *pool, fut_join_fn fn_a, void *arg_a, fut_join_fn fn_b,
 {
     if (!pool || !fn_a || !fn_b)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     struct join_job job = {.work.run = join_run, .fn = fn_b, .arg = arg_b};
     atomic_init(&job.done, false);
     fut_sched_worker *self = fut__sched_any_self();

@@ -239,8 +239,27 @@ struct fut_pool {
     fut_trace_lane timer_trace;   /* the timer thread's own           */
     fut_trace_lane outside_trace; /* threads outside the pool         */
     struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
+    unsigned fork_gen;            /* fut__fork_gen when made (pool.c) */
     char name[16];
 };
+
+/* pool.c: how many times this process is a child of fork since it
+ * started; a pool made before the last fork is its parent's (its threads
+ * do not exist here), and every call on it fails with EOWNERDEAD. */
+extern atomic_uint fut__fork_gen;
+static inline bool fut__inherited(const fut_pool *pool)
+{
+    return pool->fork_gen !=
+           atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+}
+
+/* Around fork (pool.c's pthread_atfork handlers): each module takes its
+ * global locks before (after == false), and gives them back after, in
+ * the parent and in the child (child: what it need not hold across fork
+ * it makes new there). */
+void fut__futures_fork(bool after, bool child);
+void fut__alloc_fork(bool after);
+void fut__monitor_fork(bool after);
 
 /* The checked build stops the program, naming the call, when f (not
  * NULL) is not a live future handle. */

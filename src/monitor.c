@@ -142,6 +142,14 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+void fut__monitor_fork(bool after)
+{
+    if (after)
+        pthread_mutex_unlock(&slots_lock);
+    else
+        pthread_mutex_lock(&slots_lock);
+}
+
 int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig)
 {
     if (sig < 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)

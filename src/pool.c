@@ -81,6 +81,44 @@ static char *env_trace_path(const char *env)
     return path;
 }
 
+/* ---- fork ---------------------------------------------------------------
+ * A child of fork has one thread: the pools its parent made have none
+ * of theirs, so every call on them fails with EOWNERDEAD instead of
+ * waiting for workers that do not exist (fut__inherited). The library's
+ * global locks (the allocator's, the monitor's, the checked build's
+ * quarantine) are taken around fork by the forking thread, and the
+ * futures' stripes made new in the child, so the child finds them all
+ * free, and a pool it makes works. */
+atomic_uint fut__fork_gen;
+
+static void fork_prepare(void)
+{
+    fut__monitor_fork(false);
+    fut__futures_fork(false, false);
+    fut__alloc_fork(false);
+}
+
+static void fork_parent(void)
+{
+    fut__alloc_fork(true);
+    fut__futures_fork(true, false);
+    fut__monitor_fork(true);
+}
+
+static void fork_child(void)
+{
+    fut__alloc_fork(true);
+    fut__futures_fork(true, true);
+    fut__monitor_fork(true);
+    atomic_fetch_add(&fut__fork_gen, 1);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 int fut_pool_create(fut_pool **out, const fut_pool_config *config)
 {
     if (!out)
@@ -116,6 +154,8 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     fut__trace_lane_init(&pool->timer_trace, keep);
     fut__trace_lane_init(&pool->outside_trace, keep);
     atomic_init(&pool->refs, 1);
+    pthread_once(&fork_once, fork_handlers);
+    pool->fork_gen = atomic_load(&fut__fork_gen);
     fut__thread_name(pool->name, name, "");
     rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired,
                           (char *)pool->local, sizeof(*pool->local));
@@ -142,6 +182,8 @@ int fut_pool_destroy(fut_pool *pool)
 {
     if (!pool)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD; /* nothing to join here; its memory stays */
     if (fut__sched_self(&pool->sched))
         return EDEADLK;
     fut__sched_drain(&pool->sched);
@@ -169,6 +211,8 @@ int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
 {
     if (!pool || !stats)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
     memset(stats, 0, sizeof(*stats));
     size_t threads = pool->sched.threads;
     stats->threads = threads;

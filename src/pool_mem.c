@@ -28,6 +28,9 @@ void fut__pool_retain(fut_pool *pool)
 
 static void pool_free(fut_pool *pool)
 {
+    if (fut__inherited(pool))
+        return; /* the parent's: its locks may be held by threads that do
+                   not exist here; its memory stays */
     FUT_FORGET(&pool->refs);
     fut__sched_fini(&pool->sched);
     pthread_mutex_destroy(&pool->pending_lock);

@@ -23,6 +23,8 @@ const char *fut_strerror(int error)
     case EBUSY: return "task is running";
     case EALREADY: return "already completed";
     case EDEADLK: return "would deadlock: it would wait for itself";
+    case EOWNERDEAD:
+        return "the pool belongs to the parent process (made before fork)";
     default: break;
     }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)

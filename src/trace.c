@@ -263,5 +263,7 @@ int fut_pool_trace_write(fut_pool *pool, const char *path)
 {
     if (!pool || !pool->trace_path)
         return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD; /* its lanes' locks may be held by no one here */
     return fut__trace_write_to(pool, path ? path : pool->trace_path);
 }

@@ -68,6 +68,17 @@ static bool valid(fut_future *const futs[], size_t n, const char *call)
     return true;
 }
 
+/* Whether one of futs is pending on a pool of the parent process (made
+ * before fork): nothing here can complete it. */
+static bool inherited(fut_future *const futs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!fut__is_ready(futs[i]) && futs[i]->pool &&
+            fut__inherited(futs[i]->pool))
+            return true;
+    return false;
+}
+
 static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
 {
     for (size_t i = 0; i < n; i++) {
@@ -203,6 +214,8 @@ int fut_await(fut_future *f, void **value)
     if (!f)
         return EINVAL;
     FUT_CHECK_FUTURE(f, "fut_await");
+    if (inherited(&f, 1))
+        return EOWNERDEAD;
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f)) {
@@ -225,6 +238,11 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     if (!f)
         return EINVAL;
     FUT_CHECK_FUTURE(f, "fut_await_for");
+    if (inherited(&f, 1)) {
+        if (value)
+            *value = NULL;
+        return EOWNERDEAD;
+    }
     bool cycle = false, pushed = false;
     if (!fut__is_ready(f) && ms > 0)
         pushed = wait_begin(f, &cycle);
@@ -273,6 +291,8 @@ int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n, "fut_join_all"))
         return EINVAL;
+    if (inherited(futs, n))
+        return EOWNERDEAD;
     if (holds_itself(futs, n))
         return EDEADLK;
     join_wait(futs, n);
@@ -286,6 +306,8 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 {
     if (!valid(futs, n, "fut_join_settled") || (n && !errors))
         return EINVAL;
+    if (inherited(futs, n))
+        return EOWNERDEAD;
     if (holds_itself(futs, n))
         return EDEADLK;
     join_wait(futs, n);
@@ -299,6 +321,8 @@ int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
     size_t i;
     if (n == 0 || !valid(futs, n, "fut_await_any"))
         return EINVAL;
+    if (inherited(futs, n))
+        return EOWNERDEAD; /* even if another could complete: say so */
     int rc = wait_for(futs, n, false, NULL, &i);
     if (!rc && index)
         *index = i;

@@ -49,6 +49,15 @@
  *    wait for about 20 us (not at all when the pool has more workers
  *    than CPUs), then they sleep on a condition variable. An idle pool
  *    uses no CPU.
+ *  - fork: a child process has only the thread that forked, so the pools
+ *    its parent made have no workers there. Every function given one of
+ *    them (or a pending future, a promise or a group of one) returns
+ *    EOWNERDEAD at once, and futures made so fail with it, instead of
+ *    waiting for threads that do not exist; a future already complete
+ *    can still be read, and fut_pool_destroy on such a pool returns
+ *    EOWNERDEAD and leaves its memory. The library's own locks are
+ *    ready for the child (pthread_atfork), so a pool made in the child
+ *    works.
  *  - Misuse: with the library built checked (-DFUT_CHECKED=ON, as the
  *    tests build it), every handle is checked where a function receives
  *    it: a future released once too often or used after release, a
