@@ -333,6 +333,10 @@ void fut__futures_fork(bool after, bool child)
      * stripe a parent's thread held at fork is simply made new. */
     for (int i = 0; child && i < LOCK_STRIPES; i++)
         stripes[i] = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    if (child) { /* the forking thread is no worker in the child */
+        tl_local_of = NULL;
+        tl_local = NULL;
+    }
 #if defined(FUT_CHECKED) && !defined(FUT_FAULT_INJECTION)
     if (after)
         pthread_mutex_unlock(&quarantine_lock);
@@ -858,11 +862,27 @@ HOT void execute(fut_future *f, bool shown)
         tl_flow_at = 0; /* its arrows are drawn: none from what follows */
 }
 
+/* A claimed unit that will not run: its pool is shutting down past its
+ * deadline (fut_pool_shutdown). */
+static __attribute__((noinline, cold)) void cancel_claimed(fut_future *f)
+{
+    fut__stat_add(f->pool, STAT_CANCELLED, 1);
+    if (f->kind == KIND_THEN)
+        fut_release(take_input(f));
+    complete(f, NULL, ECANCELED, true);
+}
+
 /* Claims and runs f, or drops it when a canceller got there first. */
 HOT void claim_and_run(fut_future *f, bool shown)
 {
     if (claim_to(f, PHASE_QUEUED, PHASE_RUNNING)) {
         fut__stat_add(f->pool, STAT_QUEUED, -1);
+        if (__builtin_expect(atomic_load_explicit(&f->pool->cancel_all,
+                                                  memory_order_relaxed),
+                             0)) {
+            cancel_claimed(f);
+            return;
+        }
         execute(f, shown);
     } else { /* cancelled while queued, and counted then */
         drop_task_ref(f);
@@ -904,6 +924,10 @@ bool fut_cancel_requested(void)
 {
     if (tl_cancelled) /* a group child */
         return atomic_load(tl_cancelled);
+    if (tl_current && tl_current->pool &&
+        atomic_load_explicit(&tl_current->pool->cancel_all,
+                             memory_order_relaxed))
+        return true; /* its pool's shutdown is past its deadline */
     if (!tl_current ||
         !(atomic_load_explicit(&tl_current->state, memory_order_relaxed) &
           F_CANCEL))
@@ -937,7 +961,7 @@ HOT fut_future *spawn(fut_pool *pool, const fut_task_opts *o, fut_task_fn fn,
                       void *arg)
 {
     fut_extra *x = NULL;
-    int err = !pool || !fn ? EINVAL : fut__inherited(pool) ? EOWNERDEAD : 0;
+    int err = !pool || !fn ? EINVAL : 0; /* the parent's: the submit says */
     if (!err && has_opts(o)) /* folded away for fut_spawn */
         err = opts_take(o, &x, &arg);
     if (err)
@@ -1055,35 +1079,39 @@ int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx)
 }
 
 /* Pool destroy: c waited on its pool's pending list; cancel it if it is
- * still listening to its input. */
-static void then_cancel_pending(fut_future *c)
+ * still listening to its input. Whether it did. */
+static bool then_cancel_pending(fut_future *c)
 {
+    bool cancelled = false;
     fut_future *in = borrow_input(c);
     if (in && fut__unlisten(in, &c->node)) {
-        if (claim(c, PHASE_WAITING)) {
+        if ((cancelled = claim(c, PHASE_WAITING))) {
             fut__stat_add(c->pool, STAT_CANCELLED, 1);
             complete(c, NULL, ECANCELED, false);
         }
         drop_task_ref(c);
     }
     fut_release(in);
+    return cancelled;
 }
 
 /* Destroy: nothing can run any more; whatever still waits on an input is
  * a continuation of a promise nobody kept (yet). */
-void fut__cancel_pending(fut_pool *pool)
+size_t fut__cancel_pending(fut_pool *pool)
 {
+    size_t n = 0;
     pthread_mutex_lock(&pool->pending_lock);
     fut_future *c;
     while ((c = pool->pending.head)) {
         pending_unlink(pool, c);
         fut_retain(c);
         pthread_mutex_unlock(&pool->pending_lock);
-        then_cancel_pending(c);
+        n += then_cancel_pending(c);
         fut_release(c);
         pthread_mutex_lock(&pool->pending_lock);
     }
     pthread_mutex_unlock(&pool->pending_lock);
+    return n;
 }
 
 /* c's input has completed successfully: queue c, unless it was cancelled
@@ -1334,13 +1362,18 @@ void fut__timer_fired(fut_timer *timer)
                           fut__now_ns());
     if (claim(f, PHASE_WAITING)) {
         bool timeout = f->kind == KIND_TIMEOUT;
+        bool cancelled = atomic_load_explicit(&pool->cancel_all,
+                                              memory_order_relaxed);
         /* NULL when the input completed just now and dropped it. */
         fut_future *in = timeout ? borrow_input(f) : NULL;
         if (in) { /* a timeout that fires cancels its input, first */
             fut_cancel(in);
             fut_release(in);
         }
-        complete(f, NULL, timeout ? ETIMEDOUT : 0, true);
+        if (cancelled) /* fut_pool_shutdown past its deadline */
+            atomic_fetch_add(&pool->timers_cancelled, 1);
+        complete(f, NULL, cancelled ? ECANCELED : timeout ? ETIMEDOUT : 0,
+                 true);
         return;
     }
     fut_release(f); /* the timer's reference */

@@ -141,7 +141,9 @@ static void child_run(fut_work *w)
     fut__free(c, sizeof(*c)); /* before the call: a spawn inside reuses it */
     fut_pool *pool = g->pool;
     fut__stat_add(pool, STAT_QUEUED, -1);
-    if (atomic_load(&g->cancelled)) { /* fut_group_cancel: never runs */
+    if (atomic_load(&g->cancelled) ||
+        atomic_load_explicit(&pool->cancel_all, memory_order_relaxed)) {
+        /* fut_group_cancel, or a shutdown past its deadline: never runs */
         fut__stat_add(pool, STAT_CANCELLED, 1);
         child_done(g, 0);
         return;
@@ -279,6 +281,10 @@ static void range_release(struct range *r)
 static void run_chunk(struct range *r, size_t i)
 {
     fut_pool *pool = r->pool;
+    if (atomic_load_explicit(&pool->cancel_all, memory_order_relaxed)) {
+        int none = 0; /* a shutdown past its deadline: the loop's error */
+        atomic_compare_exchange_strong(&r->error, &none, ECANCELED);
+    }
     if (atomic_load_explicit(&r->error, memory_order_relaxed)) {
         fut__stat_add(pool, STAT_CANCELLED, 1); /* skipped after a failure */
         return;

@@ -239,18 +239,19 @@ struct fut_pool {
     fut_trace_lane timer_trace;   /* the timer thread's own           */
     fut_trace_lane outside_trace; /* threads outside the pool         */
     struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
-    unsigned fork_gen;            /* fut__fork_gen when made (pool.c) */
+    /* fut_pool_shutdown past its deadline: queued units are cancelled
+     * when a worker comes to them, timers fire as cancelled, running
+     * units see fut_cancel_requested(). Read on each unit (relaxed). */
+    _Alignas(64) atomic_bool cancel_all;
+    atomic_ullong timers_cancelled; /* by cancel_all, for the report */
     char name[16];
 };
 
-/* pool.c: how many times this process is a child of fork since it
- * started; a pool made before the last fork is its parent's (its threads
- * do not exist here), and every call on it fails with EOWNERDEAD. */
-extern atomic_uint fut__fork_gen;
+/* A pool made before the last fork is its parent's (its threads do not
+ * exist here), and every call on it fails with EOWNERDEAD. */
 static inline bool fut__inherited(const fut_pool *pool)
 {
-    return pool->fork_gen !=
-           atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+    return fut__sched_inherited(&pool->sched);
 }
 
 /* Around fork (pool.c's pthread_atfork handlers): each module takes its
@@ -299,8 +300,8 @@ bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__pending_add(fut_pool *pool, fut_future *c);
 void fut__pending_remove(fut_pool *pool, fut_future *c);
 /* Destroy: cancels the continuations still waiting on inputs that
- * nothing in the pool will complete. */
-void fut__cancel_pending(fut_pool *pool);
+ * nothing in the pool will complete; returns how many. */
+size_t fut__cancel_pending(fut_pool *pool);
 bool fut__in_unit(void);
 /* Whether waiting here for f, or for group's children (the group's
  * cancel flag), would be waiting for the very unit this thread runs. */

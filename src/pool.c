@@ -89,8 +89,6 @@ static char *env_trace_path(const char *env)
  * quarantine) are taken around fork by the forking thread, and the
  * futures' stripes made new in the child, so the child finds them all
  * free, and a pool it makes works. */
-atomic_uint fut__fork_gen;
-
 static void fork_prepare(void)
 {
     fut__monitor_fork(false);
@@ -110,7 +108,7 @@ static void fork_child(void)
     fut__alloc_fork(true);
     fut__futures_fork(true, true);
     fut__monitor_fork(true);
-    atomic_fetch_add(&fut__fork_gen, 1);
+    fut__sched_forked();
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -155,7 +153,6 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     fut__trace_lane_init(&pool->outside_trace, keep);
     atomic_init(&pool->refs, 1);
     pthread_once(&fork_once, fork_handlers);
-    pool->fork_gen = atomic_load(&fut__fork_gen);
     fut__thread_name(pool->name, name, "");
     rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired,
                           (char *)pool->local, sizeof(*pool->local));
@@ -178,7 +175,8 @@ free_pool:
     return rc;
 }
 
-int fut_pool_destroy(fut_pool *pool)
+/* What destroy and shutdown check first: EINVAL, EOWNERDEAD, EDEADLK. */
+static int refuse_to_end(fut_pool *pool)
 {
     if (!pool)
         return EINVAL;
@@ -186,7 +184,73 @@ int fut_pool_destroy(fut_pool *pool)
         return EOWNERDEAD; /* nothing to join here; its memory stays */
     if (fut__sched_self(&pool->sched))
         return EDEADLK;
+    return 0;
+}
+
+static void end(fut_pool *pool);
+
+int fut_pool_destroy(fut_pool *pool)
+{
+    int rc = refuse_to_end(pool);
+    if (rc)
+        return rc;
     fut__sched_drain(&pool->sched);
+    end(pool);
+    return 0;
+}
+
+static unsigned busy_workers(fut_pool *pool)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < pool->sched.threads; i++)
+        n += atomic_load_explicit(&pool->local[i].running,
+                                  memory_order_relaxed) != NULL;
+    return n;
+}
+
+int fut_pool_shutdown(fut_pool *pool, uint64_t deadline_ms,
+                      fut_shutdown_report *report)
+{
+    int rc = refuse_to_end(pool);
+    if (rc)
+        return rc;
+    fut_shutdown_report r;
+    memset(&r, 0, sizeof(r));
+    fut_pool_stats before, after;
+    fut_pool_stats_get(pool, &before);
+    uint64_t start = fut__now_ns();
+    uint64_t limit = deadline_ms < UINT64_MAX / 1000000u - start / 1000000u
+                         ? start + deadline_ms * 1000000u
+                         : UINT64_MAX / 2;
+    struct timespec at = {.tv_sec = (time_t)(limit / 1000000000u),
+                          .tv_nsec = (long)(limit % 1000000000u)};
+    r.in_time = fut__sched_close_until(&pool->sched, &at);
+    if (!r.in_time) { /* past the deadline: cancel what has not started */
+        r.overran = busy_workers(pool);
+        atomic_store(&pool->cancel_all, true);
+        fut__timer_expire_all(&pool->sched);
+        r.cancelled_continuations = fut__cancel_pending(pool);
+    }
+    fut__sched_drain(&pool->sched); /* the running units return */
+    if (!r.in_time) {
+        uint64_t now = fut__now_ns();
+        r.overrun_ms = now > limit ? (now - limit) / 1000000u : 0;
+    }
+    fut_pool_stats_get(pool, &after);
+    r.ran = after.completed - before.completed;
+    r.cancelled_units =
+        after.cancelled - before.cancelled - r.cancelled_continuations;
+    r.cancelled_timers = atomic_load(&pool->timers_cancelled);
+    end(pool);
+    if (report)
+        *report = r;
+    return 0;
+}
+
+/* Both ways to end a pool, once it is drained: cancels the continuations
+ * left waiting, joins the threads, writes the trace, frees the pool. */
+static void end(fut_pool *pool)
+{
     FUT_HOOK(FUT_HOOK_POOL_CLOSED, pool);
     fut__cancel_pending(pool);
     fut__monitor_stop(pool); /* it watched the drain too */
@@ -199,7 +263,6 @@ int fut_pool_destroy(fut_pool *pool)
     atomic_fetch_sub_explicit(&pool->refs, budgets, memory_order_relaxed);
     fut__pool_ref_flush_outside(pool); /* the caller's own budget */
     fut__pool_release(pool);
-    return 0;
 }
 
 size_t fut_pool_threads(const fut_pool *pool)

@@ -66,6 +66,13 @@
 #include <unistd.h>
 
 FUT_TLS fut_sched_worker *fut__tl_self;
+atomic_uint fut__fork_gen;
+
+void fut__sched_forked(void)
+{
+    fut__tl_self = NULL; /* a worker that forked: not one in the child */
+    atomic_fetch_add(&fut__fork_gen, 1);
+}
 FUT_TLS fut_sched *fut__tl_timer_sched; /* on a timer thread */
 atomic_bool fut__push_seq_cst;          /* relaxed: see heavy_fence */
 static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
@@ -345,6 +352,8 @@ void fut__sched_leave(fut_sched *s)
 
 int fut__sched_submit_slow(fut_sched *s, fut_work *w, enum fut_submit kind)
 {
+    if (fut__sched_inherited(s))
+        return EOWNERDEAD; /* the parent's: nobody here would run it */
     bool outside = !fut__sched_privileged(s);
     if (outside) {
         atomic_fetch_add(&s->outside_busy, 1); /* then the flag: see drain */
@@ -709,6 +718,7 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
         return ENOMEM;
     memset(s->workers, 0, bytes);
     s->threads = threads;
+    s->fork_gen = atomic_load(&fut__fork_gen);
     s->cpus = fut__cpu_count();
     s->timer_fire = timer_fire;
     s->timers_done = timers_done;
@@ -716,7 +726,7 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
     int rc = pthread_mutex_init(&s->sleep_lock, NULL);
     if (rc)
         goto free_array;
-    rc = pthread_cond_init(&s->quiet_cv, NULL);
+    rc = fut__cond_init_monotonic(&s->quiet_cv); /* timed: shutdown */
     if (rc)
         goto destroy_sleep;
     size_t inited = 0, started = 0;
@@ -769,6 +779,18 @@ void fut__sched_drain(fut_sched *s)
     while (!quiet(s))
         pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
     pthread_mutex_unlock(&s->sleep_lock);
+}
+
+bool fut__sched_close_until(fut_sched *s, const struct timespec *deadline)
+{
+    pthread_mutex_lock(&s->sleep_lock);
+    atomic_store(&s->closing, true); /* as drain: see the top */
+    int rc = 0;
+    while (!quiet(s) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&s->quiet_cv, &s->sleep_lock, deadline);
+    bool q = quiet(s);
+    pthread_mutex_unlock(&s->sleep_lock);
+    return q;
 }
 
 void fut__sched_stop(fut_sched *s)

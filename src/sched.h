@@ -109,6 +109,7 @@ struct fut_sched {
     _Alignas(64) atomic_int outside_busy; /* outside threads submitting,
                                              or running chunks          */
     atomic_bool closing, closed;
+    unsigned fork_gen; /* fut__fork_gen at start: see fut__sched_forked */
     /* Timers (timer.c). */
     _Alignas(64) pthread_mutex_t timer_lock;
     pthread_cond_t timer_cv;
@@ -117,8 +118,23 @@ struct fut_sched {
     atomic_size_t timers;      /* in the heap or firing: written under
                                   timer_lock, read by drain (seq_cst) */
     bool timer_stop;           /* timer_lock                      */
+    bool expire_all;           /* fire every timer now: timer_lock */
     pthread_t timer_thread;
 };
+
+/* How many times this process is a child of fork since it started. A
+ * scheduler started before the last fork is its parent's: its threads do
+ * not exist here, and it refuses all work (EOWNERDEAD). */
+extern atomic_uint fut__fork_gen;
+static inline bool fut__sched_inherited(const fut_sched *s)
+{
+    return s->fork_gen !=
+           atomic_load_explicit(&fut__fork_gen, memory_order_relaxed);
+}
+/* In the child of fork (its pthread_atfork child handler): the calling
+ * thread is no worker any more, and every scheduler started before is
+ * the parent's. */
+void fut__sched_forked(void);
 
 /* The scheduler whose timer thread this is, or NULL. */
 extern FUT_TLS fut_sched *fut__tl_timer_sched;
@@ -150,6 +166,9 @@ int fut__sched_start(fut_sched *s, size_t threads, const char *name,
  * running or pending on a timer, then refuses all outside work and waits
  * again. Not from a worker of s. */
 void fut__sched_drain(fut_sched *s);
+/* Closes s to new outside work, as drain does, and waits until it is
+ * quiet or the deadline (CLOCK_MONOTONIC) passes: whether it is quiet. */
+bool fut__sched_close_until(fut_sched *s, const struct timespec *deadline);
 /* Stops and joins the threads and frees the workers. The locks stay
  * usable (a late submission is refused, a late timer removal finds
  * nothing) until fut__sched_fini. */
@@ -256,6 +275,8 @@ int fut__sched_timer_add(fut_sched *s, fut_timer *t);
 int fut__timer_add(fut_sched *s, fut_timer *t);
 bool fut__timer_remove(fut_sched *s, fut_timer *t);
 size_t fut__timer_pending(fut_sched *s);
+/* Makes the timer thread fire every timer now, and any added later. */
+void fut__timer_expire_all(fut_sched *s);
 /* Calls visit for each timer in the heap, under its lock: 0, or EBUSY
  * when the lock is held (nothing is visited). */
 int fut__timer_visit(fut_sched *s, void (*visit)(void *ctx, fut_timer *t),

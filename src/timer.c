@@ -122,6 +122,14 @@ size_t fut__timer_pending(fut_sched *s)
     return n;
 }
 
+void fut__timer_expire_all(fut_sched *s)
+{
+    pthread_mutex_lock(&s->timer_lock);
+    s->expire_all = true;
+    pthread_cond_signal(&s->timer_cv);
+    pthread_mutex_unlock(&s->timer_lock);
+}
+
 int fut__timer_visit(fut_sched *s, void (*visit)(void *ctx, fut_timer *t),
                     void *ctx)
 {
@@ -146,7 +154,7 @@ static void *timer_main(void *arg)
             continue;
         }
         uint64_t d = s->heap[0]->deadline;
-        if (d > fut__now_ns()) {
+        if (d > fut__now_ns() && !s->expire_all) {
             struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
                                   .tv_nsec = (long)(d % 1000000000u)};
             pthread_cond_timedwait(&s->timer_cv, &s->timer_lock, &ts);
@@ -179,6 +187,7 @@ int fut__timer_start(fut_sched *s, const char *name)
     s->heap_len = s->heap_cap = 0;
     atomic_init(&s->timers, 0);
     s->timer_stop = false;
+    s->expire_all = false;
     rc = pthread_create(&s->timer_thread, NULL, timer_main, s);
     if (rc)
         goto destroy_cv;

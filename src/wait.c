@@ -214,11 +214,11 @@ int fut_await(fut_future *f, void **value)
     if (!f)
         return EINVAL;
     FUT_CHECK_FUTURE(f, "fut_await");
-    if (inherited(&f, 1))
-        return EOWNERDEAD;
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f)) {
+        if (inherited(&f, 1)) /* the parent's: nothing here completes it */
+            return EOWNERDEAD;
         bool cycle;
         bool pushed = wait_begin(f, &cycle);
         if (cycle)
@@ -262,18 +262,22 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     return outcome(f, value);
 }
 
-/* Waits until every one of futs (valid) has completed. */
-static void join_wait(fut_future *const futs[], size_t n)
+/* Waits until every one of futs (valid) has completed: 0, or EOWNERDEAD
+ * (one is pending on a pool of the parent process; nothing is awaited). */
+static int join_wait(fut_future *const futs[], size_t n)
 {
     size_t i, first = 0;
     while (first < n && fut__is_ready(futs[first]))
         first++; /* complete already: nothing to listen to */
+    if (first < n && inherited(futs + first, n - first))
+        return EOWNERDEAD;
     /* Listening on the rest at once wakes this thread once, at the end;
      * with no memory for that, wait for them one at a time. */
     if (first < n &&
         wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
         for (i = first; i < n; i++)
             fut_await(futs[i], NULL);
+    return 0;
 }
 
 /* Whether futs holds the caller's own future, still pending. */
@@ -291,11 +295,10 @@ int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n, "fut_join_all"))
         return EINVAL;
-    if (inherited(futs, n))
-        return EOWNERDEAD;
     if (holds_itself(futs, n))
         return EDEADLK;
-    join_wait(futs, n);
+    if (join_wait(futs, n))
+        return EOWNERDEAD;
     int error = 0;
     for (size_t i = 0; i < n && !error; i++)
         error = futs[i]->error;
@@ -306,11 +309,10 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 {
     if (!valid(futs, n, "fut_join_settled") || (n && !errors))
         return EINVAL;
-    if (inherited(futs, n))
-        return EOWNERDEAD;
     if (holds_itself(futs, n))
         return EDEADLK;
-    join_wait(futs, n);
+    if (join_wait(futs, n))
+        return EOWNERDEAD;
     for (size_t i = 0; i < n; i++)
         errors[i] = futs[i]->error;
     return 0;

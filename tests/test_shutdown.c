@@ -364,6 +364,136 @@ START_TEST(cancel_races_resolve)
 }
 END_TEST
 
+/* ---- fut_pool_shutdown: a deadline and a report ------------------------ */
+
+static atomic_int stuck_started;
+
+/* A task that runs until it is asked to stop. */
+static int stuck(void *arg, void **value)
+{
+    (void)arg;
+    atomic_fetch_add(&stuck_started, 1);
+    while (!fut_cancel_requested()) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    *value = (void *)1;
+    return 0;
+}
+
+/* Two stuck tasks hold both workers; behind them 10,000 queued units, a
+ * one-hour sleep, a one-hour timeout and a continuation of a promise
+ * nobody keeps. Past the deadline, everything not started is cancelled,
+ * the stuck tasks are asked to stop, and every future completes. */
+START_TEST(shutdown_past_its_deadline)
+{
+    enum { QUEUED = 10000 };
+    fut_pool *pool = pool_new(2);
+    atomic_store(&stuck_started, 0);
+    fut_future *s1 = fut_spawn(pool, stuck, NULL);
+    fut_future *s2 = fut_spawn(pool, stuck, NULL);
+    while (atomic_load(&stuck_started) < 2) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    fut_future **queued = malloc(QUEUED * sizeof(*queued));
+    for (int i = 0; i < QUEUED; i++)
+        queued[i] = fut_spawn(pool, task_value, NULL);
+    fut_future *nap = fut_sleep(pool, 3600000);
+    fut_promise *p1, *p2;
+    fut_future *f1, *f2;
+    ck_assert_int_eq(fut_promise_create(pool, &p1, &f1), 0);
+    ck_assert_int_eq(fut_promise_create(pool, &p2, &f2), 0);
+    fut_future *bounded = fut_timeout(f1, 3600000);
+    fut_future *after = fut_then(f2, then_add, NULL);
+
+    fut_shutdown_report r;
+    uint64_t t0 = (uint64_t)time(NULL);
+    ck_assert_int_eq(fut_pool_shutdown(pool, 100, &r), 0);
+    ck_assert_uint_lt((uint64_t)time(NULL) - t0, 30); /* not an hour */
+    ck_assert(!r.in_time);
+    ck_assert_uint_eq(r.overran, 2);
+    ck_assert_uint_eq(r.ran, 2);
+    ck_assert_uint_eq(r.cancelled_units, QUEUED);
+    ck_assert_uint_eq(r.cancelled_timers, 2);
+    ck_assert_uint_eq(r.cancelled_continuations, 1);
+    ck_assert_uint_lt(r.overrun_ms, 10000);
+    /* every future is complete */
+    ck_assert_int_eq(await_rc(s1), 0);
+    ck_assert_int_eq(await_rc(s2), 0);
+    for (int i = 0; i < QUEUED; i++) {
+        ck_assert(fut_is_ready(queued[i]));
+        ck_assert_int_eq(await_rc(queued[i]), ECANCELED);
+    }
+    free(queued);
+    ck_assert_int_eq(await_rc(nap), ECANCELED);
+    ck_assert_int_eq(await_rc(bounded), ECANCELED);
+    ck_assert_int_eq(await_rc(after), ECANCELED);
+    /* the timeout cancelled its input; the other promise is still there
+     * to keep (nothing runs on it any more) */
+    ck_assert_int_eq(fut_promise_resolve(p1, NULL), EALREADY);
+    ck_assert_int_eq(fut_promise_resolve(p2, NULL), 0);
+}
+END_TEST
+
+/* Work that ends in time: nothing cancelled, the report says so. */
+START_TEST(shutdown_in_time)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *fs[100];
+    for (int i = 0; i < 100; i++)
+        fs[i] = fut_spawn(pool, task_value, NULL);
+    fut_future *nap = fut_sleep(pool, 20);
+    fut_shutdown_report r;
+    ck_assert_int_eq(fut_pool_shutdown(pool, 60000, &r), 0);
+    ck_assert(r.in_time);
+    ck_assert_uint_le(r.ran, 100); /* some may have run before the call */
+    ck_assert_uint_eq(r.cancelled_units + r.cancelled_timers +
+                          r.cancelled_continuations + r.overran +
+                          r.overrun_ms,
+                      0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(await_rc(fs[i]), 0);
+    ck_assert_int_eq(await_rc(nap), 0);
+    ck_assert_int_eq(fut_pool_shutdown(NULL, 0, &r), EINVAL);
+}
+END_TEST
+
+/* A loop caught by the deadline: its skipped chunks make it ECANCELED. */
+static int napping_chunk(void *arg, size_t lo, size_t hi)
+{
+    (void)arg;
+    (void)lo;
+    (void)hi;
+    struct timespec ms = {0, 2000000};
+    nanosleep(&ms, NULL);
+    return 0;
+}
+
+static int loop_task(void *arg, void **value)
+{
+    *value = (void *)(intptr_t)fut_parallel_for(arg, 0, 100000, 1, napping_chunk,
+                                                 NULL);
+    return 0;
+}
+
+START_TEST(shutdown_cuts_a_loop)
+{
+    fut_pool *pool = pool_new(2);
+    fut_future *f = fut_spawn(pool, loop_task, pool);
+    struct timespec ms = {0, 20000000};
+    nanosleep(&ms, NULL);
+    fut_shutdown_report r;
+    ck_assert_int_eq(fut_pool_shutdown(pool, 50, &r), 0);
+    ck_assert(!r.in_time);
+    ck_assert_uint_gt(r.cancelled_units, 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    ck_assert_int_eq((int)(intptr_t)v, ECANCELED);
+    fut_release(f);
+}
+END_TEST
+
 static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
@@ -371,6 +501,8 @@ static Suite *shutdown_suite(void)
               destroy_while_tasks_spawn_children,
               outside_threads_refused_while_closing, destroy_races_spawns,
               destroy_waits_for_outside_parallel_for);
+    FUT_TCASE(s, "deadline", shutdown_past_its_deadline, shutdown_in_time,
+              shutdown_cuts_a_loop);
     FUT_TCASE(s, "silent points", handle_after_destroy,
               all_across_pools_cancelled_with_its_pool, cancel_races_resolve);
     return s;

@@ -263,6 +263,43 @@ FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
  */
 FUT_API int fut_pool_destroy(fut_pool *pool);
 
+/** What fut_pool_shutdown did. */
+typedef struct fut_shutdown_report {
+    bool in_time;          /* all accepted work ended before the deadline */
+    uint64_t ran;          /* units that ran to their end meanwhile        */
+    uint64_t cancelled_units;         /* queued units that never ran      */
+    uint64_t cancelled_timers;        /* sleeps and timeouts cut short   */
+    uint64_t cancelled_continuations; /* waiting on inputs that nothing
+                                         could complete (a promise nobody
+                                         kept, a fut_all of those)       */
+    uint64_t overran;    /* workers still running a unit at the deadline */
+    uint64_t overrun_ms; /* how long after the deadline the last of them
+                            returned                                      */
+} fut_shutdown_report;
+
+/**
+ * Ends the pool within a deadline, then frees it (the handle is gone, as
+ * after fut_pool_destroy). From the call on, outside threads can add no
+ * work (ESHUTDOWN); accepted work goes on, as in fut_pool_destroy, until
+ * deadline_ms milliseconds have passed. If it has not all ended by then:
+ * queued units are cancelled as workers come to them (ECANCELED; a
+ * fut_parallel_for whose chunks were skipped returns ECANCELED), every
+ * pending sleep and timeout completes with ECANCELED (a timeout cancels
+ * its input), continuations waiting on inputs that nothing will complete
+ * are cancelled, running units see fut_cancel_requested() (their own
+ * outcome stands) and are waited for: a unit is never stopped in the
+ * middle, so one that does not look can make this wait past the
+ * deadline, which report->overrun_ms says. Units spawned meanwhile by
+ * workers are cancelled the same way. fut_join branches still run. Every
+ * future of the pool completes (a promise's own future stays for its
+ * promise to keep). Fills *report (report may be NULL). Returns 0; EINVAL
+ * (pool NULL); EDEADLK (called from one of the pool's workers; nothing is
+ * done); EOWNERDEAD (the pool is the parent's, see fork). Blocks until the
+ * pool has ended.
+ */
+FUT_API int fut_pool_shutdown(fut_pool *pool, uint64_t deadline_ms,
+                              fut_shutdown_report *report);
+
 /** The number of worker threads; 0 for a NULL pool. Never blocks. */
 FUT_API size_t fut_pool_threads(const fut_pool *pool);
 
