@@ -494,6 +494,60 @@ START_TEST(shutdown_cuts_a_loop)
 }
 END_TEST
 
+/* Outside threads spawn while a shutdown passes its deadline: each spawn
+ * is refused (ESHUTDOWN) or accepted, and every accepted future completes
+ * (run, or cancelled), none is left pending. */
+typedef struct spawner {
+    fut_pool *pool;
+    fut_future **fs;
+    size_t n;
+    fut_future *keep; /* holds the pool's memory for the handle */
+} spawner;
+
+static void *spawn_until_refused(void *arg)
+{
+    spawner *sp = arg;
+    for (;;) {
+        fut_future *f = fut_spawn(sp->pool, task_value, NULL);
+        if (fut_is_ready(f) && fut_await(f, NULL) == ESHUTDOWN) {
+            fut_release(f);
+            return NULL;
+        }
+        if (sp->n < 100000)
+            sp->fs[sp->n++] = f;
+        else
+            fut_release(f);
+    }
+}
+
+START_TEST(shutdown_races_outside_spawns)
+{
+    fut_pool *pool = pool_new(2);
+    atomic_store(&stuck_started, 0);
+    fut_future *s1 = fut_spawn(pool, stuck, NULL);
+    spawner sp[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        sp[i] = (spawner){pool, malloc(100000 * sizeof(fut_future *)), 0,
+                          fut_spawn(pool, task_value, NULL)};
+        pthread_create(&t[i], NULL, spawn_until_refused, &sp[i]);
+    }
+    fut_shutdown_report r;
+    ck_assert_int_eq(fut_pool_shutdown(pool, 20, &r), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        for (size_t j = 0; j < sp[i].n; j++) {
+            ck_assert(fut_is_ready(sp[i].fs[j]));
+            int rc = await_rc(sp[i].fs[j]);
+            ck_assert_msg(rc == 0 || rc == ECANCELED, "%s", fut_strerror(rc));
+        }
+        free(sp[i].fs);
+        fut_release(sp[i].keep);
+    }
+    ck_assert_int_eq(await_rc(s1), 0);
+}
+END_TEST
+
 static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
@@ -502,7 +556,7 @@ static Suite *shutdown_suite(void)
               outside_threads_refused_while_closing, destroy_races_spawns,
               destroy_waits_for_outside_parallel_for);
     FUT_TCASE(s, "deadline", shutdown_past_its_deadline, shutdown_in_time,
-              shutdown_cuts_a_loop);
+              shutdown_cuts_a_loop, shutdown_races_outside_spawns);
     FUT_TCASE(s, "silent points", handle_after_destroy,
               all_across_pools_cancelled_with_its_pool, cancel_races_resolve);
     return s;
