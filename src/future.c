@@ -1691,16 +1691,8 @@ int fut_promise_resolve_with(fut_promise *promise, void *value,
     return rc;
 }
 
-int fut_take(fut_future *f, void **value)
+int fut__take(fut_future *f)
 {
-    if (!value)
-        return EINVAL;
-    FUT_CHECK_FUTURE(f, "fut_take");
-    *value = NULL;
-    void *v;
-    int rc = fut_await(f, &v);
-    if (rc)
-        return rc;
     fut_future *h = f; /* the future that frees the value, if any */
     while (atomic_load_explicit(&h->state, memory_order_acquire) & F_BORROWS)
         h = h->input;
@@ -1710,7 +1702,6 @@ int fut_take(fut_future *f, void **value)
         (atomic_fetch_or_explicit(&h->state, F_TAKEN, memory_order_acq_rel) &
          F_TAKEN))
         return EALREADY;
-    *value = v;
     return 0;
 }
 

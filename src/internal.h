@@ -307,6 +307,9 @@ bool fut__in_unit(void);
  * cancel flag), would be waiting for the very unit this thread runs. */
 bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group);
 bool fut__run_own(fut_future *f);
+/* fut_take's half once f has succeeded: marks its value taken, in the
+ * future that frees it. 0; EALREADY; EINVAL (a fut_all_values' array). */
+int fut__take(fut_future *f);
 void fut__timer_fired(fut_timer *t);
 
 /* pool_mem.c */

@@ -270,36 +270,6 @@ size_t fut_pool_threads(const fut_pool *pool)
     return pool ? pool->sched.threads : 0;
 }
 
-int fut_pool_stats_get(fut_pool *pool, fut_pool_stats *stats)
-{
-    if (!pool || !stats)
-        return EINVAL;
-    if (fut__inherited(pool))
-        return EOWNERDEAD;
-    memset(stats, 0, sizeof(*stats));
-    size_t threads = pool->sched.threads;
-    stats->threads = threads;
-    long long sum[STAT_COUNT] = {0};
-    uint64_t stolen = 0;
-    for (int k = 0; k < STAT_COUNT; k++)
-        sum[k] =
-            atomic_load_explicit(&pool->outside_stat[k], memory_order_relaxed);
-    for (size_t w = 0; w < threads; w++) {
-        for (int k = 0; k < STAT_COUNT; k++)
-            sum[k] += atomic_load_explicit(&pool->local[w].stat[k],
-                                           memory_order_relaxed);
-        stolen += atomic_load_explicit(&pool->sched.workers[w].stolen,
-                                       memory_order_relaxed);
-    }
-    stats->spawned = (uint64_t)sum[STAT_SPAWNED];
-    stats->completed = (uint64_t)sum[STAT_COMPLETED];
-    stats->failed = (uint64_t)sum[STAT_FAILED];
-    stats->cancelled = (uint64_t)sum[STAT_CANCELLED];
-    stats->stolen = stolen;
-    stats->queued = sum[STAT_QUEUED] > 0 ? (uint64_t)sum[STAT_QUEUED] : 0;
-    stats->timers_pending = fut__timer_pending(&pool->sched);
-    return 0;
-}
 
 int fut_worker_index(void)
 {

@@ -330,3 +330,18 @@ int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
         *index = i;
     return rc;
 }
+
+int fut_take(fut_future *f, void **value)
+{
+    if (!value)
+        return EINVAL;
+    FUT_CHECK_FUTURE(f, "fut_take");
+    *value = NULL;
+    void *v;
+    int rc = fut_await(f, &v);
+    if (!rc)
+        rc = fut__take(f);
+    if (!rc)
+        *value = v;
+    return rc;
+}
