@@ -262,21 +262,53 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     return outcome(f, value);
 }
 
-/* Waits until every one of futs (valid) has completed: 0, or EOWNERDEAD
- * (one is pending on a pool of the parent process; nothing is awaited). */
+/* A unit about to wait for all of futs: a frame for each pending one (as
+ * wait_begin, for up to FUT_FRAMES in all), each looked at for a cycle.
+ * Returns how many frames to pop, or sets *cycle (none left). */
+static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
+{
+    size_t pushed = 0;
+    *cycle = false;
+    if (!fut__in_unit() || !fut__sched_any_self())
+        return 0;
+    for (size_t i = 0; i < n && !*cycle; i++) {
+        if (fut__is_ready(futs[i]))
+            continue;
+        fut_frame *me = fut__frame_push(futs[i]);
+        pushed++;
+        if (!me) /* too deep to show: no more frames */
+            break;
+        *cycle = fut__wait_closes_cycle(me, futs[i]);
+    }
+    if (*cycle)
+        while (pushed--)
+            fut__frame_pop();
+    return *cycle ? 0 : pushed;
+}
+
+/* Waits until every one of futs (valid) has completed: 0, EOWNERDEAD
+ * (one is pending on a pool of the parent process) or EDEADLK (one of
+ * them waits, through a cycle, for the caller); then nothing is awaited. */
 static int join_wait(fut_future *const futs[], size_t n)
 {
     size_t i, first = 0;
     while (first < n && fut__is_ready(futs[first]))
         first++; /* complete already: nothing to listen to */
-    if (first < n && inherited(futs + first, n - first))
+    if (first == n)
+        return 0;
+    if (inherited(futs + first, n - first))
         return EOWNERDEAD;
+    bool cycle;
+    size_t frames = join_begin(futs + first, n - first, &cycle);
+    if (cycle)
+        return EDEADLK;
     /* Listening on the rest at once wakes this thread once, at the end;
      * with no memory for that, wait for them one at a time. */
-    if (first < n &&
-        wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
+    if (wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
         for (i = first; i < n; i++)
             fut_await(futs[i], NULL);
+    while (frames--)
+        fut__frame_pop();
     return 0;
 }
 
@@ -297,8 +329,9 @@ int fut_join_all(fut_future *const futs[], size_t n)
         return EINVAL;
     if (holds_itself(futs, n))
         return EDEADLK;
-    if (join_wait(futs, n))
-        return EOWNERDEAD;
+    int rc = join_wait(futs, n);
+    if (rc)
+        return rc;
     int error = 0;
     for (size_t i = 0; i < n && !error; i++)
         error = futs[i]->error;
@@ -311,8 +344,9 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
         return EINVAL;
     if (holds_itself(futs, n))
         return EDEADLK;
-    if (join_wait(futs, n))
-        return EOWNERDEAD;
+    int rc = join_wait(futs, n);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < n; i++)
         errors[i] = futs[i]->error;
     return 0;

@@ -349,6 +349,19 @@ static int await_other(void *slot, void **value)
     return 0;
 }
 
+/* The same, waiting with fut_join_all (with a future always complete
+ * beside it, so that the join has two inputs). */
+static int join_other(void *slot, void **value)
+{
+    void *other;
+    thread_check(fut_await(slot, &other) == 0);
+    fut_future *both[2] = {other, slot};
+    *value = (void *)(intptr_t)fut_join_all(both, 2);
+    return 0;
+}
+
+static fut_task_fn cycle_task = await_other;
+
 /* n tasks, each awaiting the next (the last awaits the first): a cycle,
  * on a pool of `threads`. At least one of them gets EDEADLK at once; the
  * others then complete. */
@@ -359,7 +372,7 @@ static void run_cycle(size_t threads, int n)
     fut_future *slot[4], *t[4];
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(fut_promise_create(pool, &p[i], &slot[i]), 0);
-        t[i] = fut_spawn(pool, await_other, slot[i]);
+        t[i] = fut_spawn(pool, i % 2 ? cycle_task : await_other, slot[i]);
     }
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(fut_promise_resolve(p[i], t[(i + 1) % n]), 0);
@@ -392,6 +405,13 @@ START_TEST(wait_cycles_are_edeadlk)
         run_cycle(2, 3);
     }
     run_cycle(20, 2); /* a pool too large for the walk in the stack */
+    cycle_task = join_other; /* every other one joins instead */
+    for (int round = 0; round < 10; round++) {
+        run_cycle(2, 2);
+        run_cycle(1, 2);
+        run_cycle(3, 3);
+    }
+    cycle_task = await_other;
 }
 END_TEST
 

@@ -522,12 +522,13 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
  * at once, when the wait would never end because it waits for the
  * caller itself: f is the pending future of the very task or
  * continuation that calls it; or f is run by units of the caller's pool
- * that wait, through a chain of fut_await / fut_await_for calls, for the
- * caller (A awaits B while B awaits A), or cannot resume before the
- * caller returns (a unit this worker runs on top of the caller's own
- * wait). Only a wait that must block looks for such a cycle; cycles
- * through fut_join_all, groups, promises or other pools are not seen
- * (the pool's watchdog, stall_ms, reports their effect). Borrows f. On a
+ * that wait, through a chain of fut_await, fut_await_for, fut_join_all
+ * or fut_join_settled calls, for the caller (A awaits B while B awaits
+ * A), or cannot resume before the caller returns (a unit this worker runs
+ * on top of the caller's own wait). Only a wait that must block looks for
+ * such a cycle; cycles through groups, promises, fut_await_any or other
+ * pools are not seen (the pool's watchdog, stall_ms, reports their
+ * effect). Borrows f. On a
  * pool worker, runs queued work of that pool meanwhile.
  */
 FUT_API int fut_await(fut_future *f, void **value);
@@ -544,7 +545,8 @@ FUT_API int fut_await_for(fut_future *f, uint64_t ms, void **value);
  * Blocks until every one of futs[0..n-1] has completed and returns the
  * error of the lowest-index failed one, or 0. n == 0 returns 0 at once.
  * EINVAL (futs NULL with n > 0, or a NULL entry; nothing is awaited);
- * EDEADLK (one of them is the caller's own pending future, as fut_await).
+ * EDEADLK (one of them is the caller's own pending future, or waits for
+ * the caller through a cycle, as fut_await; nothing is awaited).
  * Borrows the futures.
  */
 FUT_API int fut_join_all(fut_future *const futs[], size_t n);
