@@ -1,8 +1,9 @@
 /*
  * The monitor: a thread of its own that a pool starts only when its
  * config asks (stall_ms, dump_signal). It dumps the pool to stderr when
- * the signal arrives (the handler only posts a semaphore, which is
- * async-signal-safe; the dump runs here, never in the handler), and
+ * the signal arrives, and writes its trace so far when it traces (the
+ * handler only posts a semaphore, which is async-signal-safe; the work
+ * runs here, never in the handler), and
  * every stall_ms / 4 it samples what each worker runs (fut__user_begin
  * publishes it), to report on stderr:
  *  - a unit that has run for stall_ms or longer: the worker showed the
@@ -135,6 +136,13 @@ static void *monitor_main(void *arg)
             while (sem_trywait(sem) == 0)
                 ;
             fut_pool_dump(m->pool, stderr, FUT_DUMP_TEXT);
+            if (m->pool->trace_path) { /* and the trace so far */
+                int err = fut__trace_write_to(m->pool, m->pool->trace_path);
+                fprintf(stderr, "fut: pool %s: trace so far %s %s%s%s\n",
+                        m->pool->name, err ? "not written to" : "written to",
+                        m->pool->trace_path, err ? ": " : "",
+                        err ? strerror(err) : "");
+            }
         } else if (errno == ETIMEDOUT) {
             check(m);
         }

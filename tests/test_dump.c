@@ -465,6 +465,32 @@ START_TEST(dump_on_signal)
     ck_assert_msg(both, "%s", text);
     free(text);
 
+    /* a traced pool writes its trace so far, too */
+    char trace[] = "/tmp/fut-sigtrace-XXXXXX", path2[] = "/tmp/fut-dump-XXXXXX";
+    temp_file(trace);
+    saved = capture_start(path2);
+    fut_pool *traced = NULL;
+    fut_pool_config tcfg = {.threads = 1, .trace_path = trace,
+                            .dump_signal = SIGUSR1};
+    ck_assert_int_eq(fut_pool_create(&traced, &tcfg), 0);
+    ck_assert_int_eq(await_rc(fut_spawn(traced, task_value, NULL)), 0);
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    bool wrote = file_shows(path2, "trace so far written to");
+    char *on_signal = calloc(1, 1 << 16);
+    FILE *in = wrote ? fopen(trace, "r") : NULL;
+    if (in) {
+        size_t n = fread(on_signal, 1, (1 << 16) - 1, in);
+        on_signal[n] = '\0';
+        fclose(in);
+    }
+    ck_assert_int_eq(fut_pool_destroy(traced), 0);
+    text = capture_end(saved, path2);
+    ck_assert_msg(wrote, "%s", text);
+    ck_assert_msg(strstr(on_signal, "\"cat\":\"task\""), "%s", on_signal);
+    free(on_signal);
+    free(text);
+    unlink(trace);
+
     fut_pool *pool = NULL;
     fut_pool_config bad = {.threads = 1, .dump_signal = SIGKILL};
     ck_assert_int_eq(fut_pool_create(&pool, &bad), EINVAL);

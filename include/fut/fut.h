@@ -155,8 +155,9 @@ typedef struct fut_pool_config {
                                is queued or timed (see below)            */
     int dump_signal;        /* 0: off. Else a signal number (SIGUSR1):
                                when it arrives, the pool dumps itself to
-                               stderr from a thread of its own, never
-                               from the handler (see below)              */
+                               stderr, and writes its trace so far when
+                               it traces, from a thread of its own,
+                               never from the handler (see below)        */
     size_t trace_events;    /* 0: a trace keeps every event. Else each
                                thread keeps its latest trace_events, the
                                older ones counted as dropped             */
