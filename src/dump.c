@@ -67,6 +67,7 @@ static const char *kind_name(int kind)
     case KIND_ALL: return "fut_all";
     case KIND_SLEEP: return "sleep";
     case KIND_TIMEOUT: return "timeout";
+    case KIND_FD: return "fd wait";
     default: return "completed future";
     }
 }

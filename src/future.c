@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #ifdef FUT_CHECKED
 #define LIVE_MARK .magic = FUT_MAGIC_LIVE,
@@ -225,8 +226,14 @@ static uint64_t refs_of(uint64_t state)
 
 /* ---- Memory -------------------------------------------------------------- */
 
-/* The all_state of fut_all sits right after the header. */
+/* The all_state of fut_all, and the io item of an fd wait, sit right
+ * after the header. */
 #define ALL_OFFSET offsetof(fut_future, work)
+
+static fut_io_item *io_item(fut_future *f)
+{
+    return (fut_io_item *)(void *)((char *)f + ALL_OFFSET);
+}
 
 static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
 {
@@ -238,6 +245,7 @@ static size_t future_size(enum fut_kind kind, unsigned flags, size_t extra)
                                    : offsetof(fut_future, fn);
     case KIND_TIMEOUT: return offsetof(fut_future, qnext);
     case KIND_ALL: return ALL_OFFSET + extra;
+    case KIND_FD: return ALL_OFFSET + sizeof(fut_io_item);
     case KIND_PLAIN: return offsetof(fut_future, fn);
     default: return ALL_OFFSET;
     }
@@ -1414,6 +1422,75 @@ fut_future *fut_timeout(fut_future *f, uint64_t ms)
     return t;
 }
 
+/* ---- fut_fd_wait -------------------------------------------------------- */
+
+/* The epoll flags of a wait, and the FUT_FD_ flags of what happened. */
+static uint32_t epoll_events(unsigned events)
+{
+    return (events & FUT_FD_READ ? EPOLLIN | EPOLLRDHUP : 0) |
+           (events & FUT_FD_WRITE ? EPOLLOUT : 0);
+}
+
+static unsigned fd_flags(uint32_t revents)
+{
+    return (revents & EPOLLIN ? FUT_FD_READ : 0) |
+           (revents & EPOLLOUT ? FUT_FD_WRITE : 0) |
+           (revents & EPOLLERR ? FUT_FD_ERROR : 0) |
+           (revents & (EPOLLHUP | EPOLLRDHUP) ? FUT_FD_HANGUP : 0);
+}
+
+void fut__io_fired(fut_io_item *it)
+{
+    fut_future *f = (fut_future *)(void *)((char *)it - ALL_OFFSET);
+    if (claim(f, PHASE_WAITING)) {
+        complete(f, (void *)(uintptr_t)fd_flags(it->revents), 0, true);
+        return;
+    }
+    fut_release(f); /* the registration's reference */
+}
+
+fut_future *fut_fd_wait(fut_pool *pool, int fd, unsigned events)
+{
+    if (!pool || fd < 0 || !(events & (FUT_FD_READ | FUT_FD_WRITE)) ||
+        (events & ~(unsigned)(FUT_FD_READ | FUT_FD_WRITE)))
+        return &s_einval;
+    if (fut__inherited(pool))
+        return &s_inherited;
+    /* + the registration's reference */
+    fut_future *f = future_new(pool, KIND_FD, 0, 0, 2);
+    if (!f)
+        return &s_enomem;
+    /* An outside thread counts itself busy until the wait is armed, so
+     * that destroy, which cancels armed waits, cannot miss it. */
+    bool outside = !fut__sched_privileged(&pool->sched);
+    int err = outside ? fut__sched_enter(&pool->sched) : 0;
+    if (!err)
+        err = fut__io_add(&pool->io, io_item(f), fd, epoll_events(events));
+    if (outside && err != ESHUTDOWN)
+        fut__sched_leave(&pool->sched);
+    if (err) {
+        claim(f, PHASE_WAITING);
+        complete(f, NULL, err, true);
+    }
+    return f;
+}
+
+size_t fut__cancel_fd_waits(fut_pool *pool)
+{
+    size_t n = 0;
+    fut_io_item *it;
+    while ((it = fut__io_take_one(&pool->io))) {
+        fut_future *f = (fut_future *)(void *)((char *)it - ALL_OFFSET);
+        if (claim(f, PHASE_WAITING)) {
+            complete(f, NULL, ECANCELED, true);
+            n++;
+        } else {
+            fut_release(f); /* a cancel got there first */
+        }
+    }
+    return n;
+}
+
 /* ---- fut_all ----------------------------------------------------------- */
 
 struct all_node {
@@ -1580,6 +1657,9 @@ static int cancel_one(fut_future *f, fut_future **input)
             if ((f->kind == KIND_SLEEP || f->kind == KIND_TIMEOUT) &&
                 timer_take_back(f))
                 fut_release(f); /* the timer's reference; ours remains */
+            if (f->kind == KIND_FD &&
+                fut__io_remove(&f->pool->io, io_item(f)))
+                fut_release(f); /* the registration's; ours remains */
             complete(f, NULL, ECANCELED, false);
             return 0;
         case PHASE_RUNNING:

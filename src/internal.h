@@ -15,6 +15,7 @@
 #include <fut/fut.h>
 
 #include "alloc.h"
+#include "io.h"
 #include "sched.h"
 
 #include <stdio.h>
@@ -82,6 +83,7 @@ enum fut_kind {
     KIND_ALL,     /* fut_all, fut_any                            */
     KIND_SLEEP,   /* fut_sleep: completed by its timer           */
     KIND_TIMEOUT, /* fut_timeout: its input's outcome, or ETIMEDOUT */
+    KIND_FD,      /* fut_fd_wait: completed by the pool's epoll thread */
 };
 
 enum fut_flag {
@@ -239,6 +241,7 @@ struct fut_pool {
     fut_trace_lane timer_trace;   /* the timer thread's own           */
     fut_trace_lane outside_trace; /* threads outside the pool         */
     struct fut_monitor *monitor;  /* NULL unless asked (monitor.c)    */
+    fut_io io;                    /* fut_fd_wait's thread (io.c)      */
     /* fut_pool_shutdown past its deadline: queued units are cancelled
      * when a worker comes to them, timers fire as cancelled, running
      * units see fut_cancel_requested(). Read on each unit (relaxed). */
@@ -302,6 +305,10 @@ void fut__pending_remove(fut_pool *pool, fut_future *c);
 /* Destroy: cancels the continuations still waiting on inputs that
  * nothing in the pool will complete; returns how many. */
 size_t fut__cancel_pending(fut_pool *pool);
+/* Destroy and shutdown: cancels every pending fut_fd_wait; how many. */
+size_t fut__cancel_fd_waits(fut_pool *pool);
+/* The epoll thread: an fd wait is ready (io.c's fire). */
+void fut__io_fired(fut_io_item *it);
 bool fut__in_unit(void);
 /* Whether waiting here for f, or for group's children (the group's
  * cancel flag), would be waiting for the very unit this thread runs. */

@@ -151,6 +151,7 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
         fut__trace_lane_init(&pool->local[i].trace, keep);
     fut__trace_lane_init(&pool->timer_trace, keep);
     fut__trace_lane_init(&pool->outside_trace, keep);
+    fut__io_init(&pool->io, name, fut__io_fired);
     atomic_init(&pool->refs, 1);
     pthread_once(&fork_once, fork_handlers);
     fut__thread_name(pool->name, name, "");
@@ -232,6 +233,7 @@ int fut_pool_shutdown(fut_pool *pool, uint64_t deadline_ms,
         r.cancelled_continuations = fut__cancel_pending(pool);
     }
     fut__sched_drain(&pool->sched); /* the running units return */
+    r.cancelled_fd_waits = fut__cancel_fd_waits(pool); /* in time or not */
     if (!r.in_time) {
         uint64_t now = fut__now_ns();
         r.overrun_ms = now > limit ? (now - limit) / 1000000u : 0;
@@ -252,9 +254,11 @@ int fut_pool_shutdown(fut_pool *pool, uint64_t deadline_ms,
 static void end(fut_pool *pool)
 {
     FUT_HOOK(FUT_HOOK_POOL_CLOSED, pool);
+    fut__cancel_fd_waits(pool); /* nothing else would end them */
     fut__cancel_pending(pool);
     fut__monitor_stop(pool); /* it watched the drain too */
     fut__sched_stop(&pool->sched);
+    fut__io_fini(&pool->io);
     if (pool->trace_path)
         fut__trace_write(pool);
     unsigned long long budgets = 0; /* the workers are joined */

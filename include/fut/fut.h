@@ -273,6 +273,9 @@ typedef struct fut_shutdown_report {
     uint64_t cancelled_continuations; /* waiting on inputs that nothing
                                          could complete (a promise nobody
                                          kept, a fut_all of those)       */
+    uint64_t cancelled_fd_waits;      /* fut_fd_wait still waiting at
+                                         the end (not work: in_time may
+                                         be true)                       */
     uint64_t overran;    /* workers still running a unit at the deadline */
     uint64_t overrun_ms; /* how long after the deadline the last of them
                             returned                                      */
@@ -285,9 +288,9 @@ typedef struct fut_shutdown_report {
  * deadline_ms milliseconds have passed. If it has not all ended by then:
  * queued units are cancelled as workers come to them (ECANCELED; a
  * fut_parallel_for whose chunks were skipped returns ECANCELED), every
- * pending sleep and timeout completes with ECANCELED (a timeout cancels
- * its input), continuations waiting on inputs that nothing will complete
- * are cancelled, running units see fut_cancel_requested() (their own
+ * pending sleep, timeout and fd wait completes with ECANCELED (a timeout
+ * cancels its input), continuations waiting on inputs that nothing will
+ * complete are cancelled, running units see fut_cancel_requested() (their own
  * outcome stands) and are waited for: a unit is never stopped in the
  * middle, so one that does not look can make this wait past the
  * deadline, which report->overrun_ms says. Units spawned meanwhile by
@@ -470,6 +473,33 @@ FUT_API fut_future *fut_sleep(fut_pool *pool, uint64_t ms);
  * blocks.
  */
 FUT_API fut_future *fut_timeout(fut_future *f, uint64_t ms);
+
+/** fut_fd_wait's events, and the bits of its value. */
+enum {
+    FUT_FD_READ = 1,   /* readable (or at its end)                 */
+    FUT_FD_WRITE = 2,  /* writable                                 */
+    FUT_FD_ERROR = 4,  /* value only: an error condition on it     */
+    FUT_FD_HANGUP = 8, /* value only: the other end hung up        */
+};
+
+/**
+ * Returns a future that completes when fd is ready for events
+ * (FUT_FD_READ, FUT_FD_WRITE, or both), with error 0 and as value what it
+ * is ready for (FUT_FD_ bits, `(unsigned)(uintptr_t)value`), checked by
+ * the pool's own epoll thread (started on the first wait): no worker is
+ * held while it waits. fd is borrowed (the wait watches a duplicate of
+ * it): keep it open until the future completes; any number of waits may
+ * watch one descriptor. It reads nothing and writes nothing: do that in
+ * a continuation (fut_then). Cancelling it stops the wait at once
+ * (ECANCELED), so fut_timeout bounds it; fut_pool_destroy and
+ * fut_pool_shutdown complete the waits still pending with ECANCELED.
+ * Errors carried: EINVAL (pool NULL, fd negative, events 0 or unknown
+ * bits), EBADF (fd is not open), EPERM (a file epoll cannot wait on, such
+ * as a regular file), ENOMEM, EAGAIN (the epoll thread could not start),
+ * ESHUTDOWN (the pool is being destroyed and the caller is not one of its
+ * workers), EOWNERDEAD (see fork). Never blocks.
+ */
+FUT_API fut_future *fut_fd_wait(fut_pool *pool, int fd, unsigned events);
 
 /**
  * Borrows futs[0..n-1] and returns a future that completes once all of them
