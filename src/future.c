@@ -1307,10 +1307,10 @@ static unsigned timer_flags(fut_pool *pool)
 
 static int timer_add(fut_future *f, uint64_t ms)
 {
-    uint64_t now = fut__now_ns();
+    uint64_t now = fut__sched_now(&f->pool->sched); /* virtual, or not */
     uint64_t limit = (UINT64_MAX - now) / 1000000u;
     if (f->flags & FLAG_TRACED)
-        f->fn.armed = now;
+        f->fn.armed = fut__now_ns(); /* traces keep the real clock */
     f->timer.deadline = ms < limit ? now + ms * 1000000u : UINT64_MAX;
     f->timer.index = 0;
     return fut__sched_timer_add(&f->pool->sched, &f->timer);

@@ -117,6 +117,19 @@ static void fork_handlers(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* The auto clock found the pool settled with no timer to move to while
+ * units wait: nothing inside can go on; say so, with a dump. */
+static void clock_stuck(fut_sched *s)
+{
+    fut_pool *pool = (fut_pool *)(void *)s; /* sched is its first member */
+    fprintf(stderr,
+            "fut: pool %s: virtual time cannot move on: every unit waits "
+            "and no timer is pending; only a thread outside the pool can "
+            "go on (keep a promise)\n",
+            pool->name);
+    fut_pool_dump(pool, stderr, FUT_DUMP_TEXT);
+}
+
 int fut_pool_create(fut_pool **out, const fut_pool_config *config)
 {
     if (!out)
@@ -154,11 +167,17 @@ int fut_pool_create(fut_pool **out, const fut_pool_config *config)
     fut__io_init(&pool->io, name, fut__io_fired);
     atomic_init(&pool->refs, 1);
     pthread_once(&fork_once, fork_handlers);
+    pool->sched.virt = config && config->virtual_time;
     fut__thread_name(pool->name, name, "");
     rc = fut__sched_start(&pool->sched, threads, name, fut__timer_fired,
                           (char *)pool->local, sizeof(*pool->local));
     if (rc)
         goto destroy_pending;
+    if (config && config->virtual_time && config->auto_advance &&
+        (rc = fut__sched_clock_start(&pool->sched, clock_stuck))) {
+        fut_pool_destroy(pool);
+        return rc;
+    }
     uint64_t stall = config ? config->stall_ms : 0;
     if ((stall || sig) && (rc = fut__monitor_start(pool, stall, sig))) {
         fut_pool_destroy(pool); /* nothing was accepted yet */
@@ -195,9 +214,29 @@ int fut_pool_destroy(fut_pool *pool)
     int rc = refuse_to_end(pool);
     if (rc)
         return rc;
+    if (pool->sched.virt) /* its sleeps fire: the clock runs to each */
+        fut__sched_advance(&pool->sched, UINT64_MAX);
     fut__sched_drain(&pool->sched);
     end(pool);
     return 0;
+}
+
+int fut_clock_advance(fut_pool *pool, uint64_t ms)
+{
+    if (!pool || !pool->sched.virt)
+        return EINVAL;
+    if (fut__inherited(pool))
+        return EOWNERDEAD;
+    if (fut__sched_self(&pool->sched))
+        return EDEADLK; /* it would wait for its own worker to settle */
+    uint64_t ns = ms < UINT64_MAX / 1000000u ? ms * 1000000u : UINT64_MAX;
+    fut__sched_advance(&pool->sched, ns);
+    return 0;
+}
+
+uint64_t fut_clock_now(const fut_pool *pool)
+{
+    return pool ? fut__sched_now(&pool->sched) / 1000000u : 0;
 }
 
 static unsigned busy_workers(fut_pool *pool)
@@ -253,6 +292,7 @@ int fut_pool_shutdown(fut_pool *pool, uint64_t deadline_ms,
  * left waiting, joins the threads, writes the trace, frees the pool. */
 static void end(fut_pool *pool)
 {
+    fut__sched_clock_stop(&pool->sched);
     FUT_HOOK(FUT_HOOK_POOL_CLOSED, pool);
     fut__cancel_fd_waits(pool); /* nothing else would end them */
     fut__cancel_pending(pool);

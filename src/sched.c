@@ -346,7 +346,8 @@ int fut__sched_enter(fut_sched *s)
 
 void fut__sched_leave(fut_sched *s)
 {
-    if (atomic_fetch_sub(&s->outside_busy, 1) == 1 && atomic_load(&s->closing))
+    if (atomic_fetch_sub(&s->outside_busy, 1) == 1 &&
+        (atomic_load(&s->closing) || atomic_load(&s->watchers)))
         fut__sched_check_quiet(s);
 }
 
@@ -393,10 +394,19 @@ void fut__sched_fair_turn(fut_sched_worker *self)
 
 /* ---- Parking and waiting ----------------------------------------------- */
 
-/* The timer count dropped to 0 (timer.c's hook). */
+/* Something that drain, shutdown or a virtual clock may be waiting for
+ * changed: sleep_lock held. */
+static void quiet_changed(fut_sched *s)
+{
+    s->quiet_gen++;
+    pthread_cond_broadcast(&s->quiet_cv);
+}
+
+/* The timer count dropped to 0 (timer.c's hook), or a timer has fired
+ * (with watchers, see fut__sched_advance). */
 static void timers_done(fut_sched *s)
 {
-    if (atomic_load(&s->closing))
+    if (atomic_load(&s->closing) || atomic_load(&s->watchers))
         fut__sched_check_quiet(s);
 }
 
@@ -415,7 +425,7 @@ int fut__sched_timer_add(fut_sched *s, fut_timer *t)
 void fut__sched_check_quiet(fut_sched *s)
 {
     pthread_mutex_lock(&s->sleep_lock);
-    pthread_cond_broadcast(&s->quiet_cv);
+    quiet_changed(s);
     pthread_mutex_unlock(&s->sleep_lock);
 }
 
@@ -426,6 +436,10 @@ void fut__sched_check_quiet(fut_sched *s)
 static bool spin(fut_sched_worker *self)
 {
     fut_sched *s = self->sched;
+    /* A virtual clock waits for the pool to settle: parking at once lets
+     * it move on (spinning would only hold it back). */
+    if (s->virt && atomic_load_explicit(&s->watchers, memory_order_relaxed))
+        return false; /* park() looks once more before it parks */
     /* Fewer workers than CPUs may all spin. As many: one fewer (at
      * least one), leaving a CPU to the thread that submits the work. More
      * workers than CPUs: one, so that spinning never takes a CPU from a
@@ -470,8 +484,8 @@ static bool park(fut_sched_worker *self)
     if (self->searching) /* after: a submitter sees it idle or searching */
         stop_searching(self, false);
     heavy_fence(); /* then look at the deques: see the top */
-    if (atomic_load(&s->closing))
-        pthread_cond_broadcast(&s->quiet_cv);
+    if (atomic_load(&s->closing) || atomic_load(&s->watchers))
+        quiet_changed(s);
     while (!s->stop && !self->woken && !work_visible(s))
         pthread_cond_wait(&self->cv, &s->sleep_lock);
     if (self->listed) {
@@ -538,6 +552,10 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
         (fut__deque_size(&self->deque) ||
          (helping && atomic_load(&s->idle_count) > 0 && work_visible(s))))
         wake_locked(s, true);
+    self->blocked_on = ctx; /* for settled(): virtual time */
+    s->blocked++;
+    if (atomic_load(&s->watchers))
+        quiet_changed(s);
     while (!ctx->done(ctx->arg) && !self->woken &&
            !(helping && may_take_foreign(self) && work_visible(s))) {
         if (!deadline) {
@@ -548,6 +566,8 @@ static int worker_block(fut_sched_worker *self, fut_wait_ctx *ctx,
             break;
         }
     }
+    self->blocked_on = NULL;
+    s->blocked--;
     if (self->listed) {
         list_remove(&s->waiting, self);
         atomic_fetch_sub(&s->waiting_count, 1);
@@ -779,6 +799,126 @@ void fut__sched_drain(fut_sched *s)
     while (!quiet(s))
         pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
     pthread_mutex_unlock(&s->sleep_lock);
+}
+
+/* ---- Virtual time ---------------------------------------------------------
+ * The pool is settled when nothing in it can move until the clock does:
+ * every worker is parked idle or blocked in a wait that is not satisfied,
+ * nothing is queued, no outside thread is adding work, and no timer is
+ * firing or due. Every change that can make that true broadcasts
+ * quiet_cv while someone watches (park, worker_block, a timer fired,
+ * an outside adder leaving), under sleep_lock, so a watcher that checks
+ * under sleep_lock misses none. Threads outside the pool that may still
+ * complete something (keep a promise) are not seen: a settled pool may
+ * still be moved by them. */
+static bool settled(fut_sched *s)
+{
+    if ((size_t)atomic_load(&s->idle_count) + s->blocked != s->threads ||
+        atomic_load(&s->outside_busy) || work_visible(s))
+        return false;
+    for (size_t i = 0; i < s->threads; i++) {
+        fut_sched_worker *w = &s->workers[i];
+        if (w->blocked_on && (w->woken || w->blocked_on->done(w->blocked_on->arg)))
+            return false; /* about to go on */
+    }
+    pthread_mutex_lock(&s->timer_lock); /* sleep_lock, then timer_lock */
+    bool due = s->heap_len && s->heap[0]->deadline <= atomic_load(&s->vnow);
+    bool firing = atomic_load(&s->timers) != s->heap_len;
+    pthread_mutex_unlock(&s->timer_lock);
+    return !due && !firing;
+}
+
+static void wait_settled(fut_sched *s)
+{
+    pthread_mutex_lock(&s->sleep_lock);
+    while (!settled(s))
+        pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
+    pthread_mutex_unlock(&s->sleep_lock);
+}
+
+/* The auto-advancing clock's thread: whenever the pool settles with
+ * timers pending, the clock jumps to the earliest deadline; settled with
+ * none while units wait, it says so once (nothing inside the pool can
+ * move it on). */
+static void *clock_main(void *arg)
+{
+    fut_sched *s = arg;
+    bool told = false;
+    pthread_mutex_lock(&s->sleep_lock);
+    while (!s->clock_stop) {
+        unsigned long gen = s->quiet_gen;
+        if (settled(s)) {
+            pthread_mutex_lock(&s->timer_lock);
+            if (s->heap_len) {
+                uint64_t next = s->heap[0]->deadline;
+                if (next > atomic_load(&s->vnow))
+                    atomic_store(&s->vnow, next);
+                pthread_cond_signal(&s->timer_cv);
+                told = false;
+            }
+            bool stuck = !s->heap_len && s->blocked > 0;
+            pthread_mutex_unlock(&s->timer_lock);
+            if (stuck && !told && s->stuck) {
+                told = true;
+                pthread_mutex_unlock(&s->sleep_lock);
+                s->stuck(s);
+                pthread_mutex_lock(&s->sleep_lock);
+            }
+        }
+        while (!s->clock_stop && gen == s->quiet_gen)
+            pthread_cond_wait(&s->quiet_cv, &s->sleep_lock);
+    }
+    pthread_mutex_unlock(&s->sleep_lock);
+    return NULL;
+}
+
+int fut__sched_clock_start(fut_sched *s, void (*stuck)(fut_sched *s))
+{
+    s->stuck = stuck;
+    atomic_fetch_add(&s->watchers, 1); /* for good: it always watches */
+    int rc = pthread_create(&s->clock_thread, NULL, clock_main, s);
+    if (rc) {
+        atomic_fetch_sub(&s->watchers, 1);
+        return rc;
+    }
+    s->clock_started = true;
+    return 0;
+}
+
+void fut__sched_clock_stop(fut_sched *s)
+{
+    if (!s->clock_started)
+        return;
+    pthread_mutex_lock(&s->sleep_lock);
+    s->clock_stop = true;
+    quiet_changed(s);
+    pthread_mutex_unlock(&s->sleep_lock);
+    pthread_join(s->clock_thread, NULL);
+    s->clock_started = false;
+    atomic_fetch_sub(&s->watchers, 1);
+}
+
+void fut__sched_advance(fut_sched *s, uint64_t ns)
+{
+    atomic_fetch_add(&s->watchers, 1);
+    wait_settled(s);
+    pthread_mutex_lock(&s->timer_lock);
+    uint64_t now = atomic_load(&s->vnow);
+    uint64_t target = ns < UINT64_MAX - now ? now + ns : UINT64_MAX;
+    pthread_mutex_unlock(&s->timer_lock);
+    for (;;) { /* one deadline at a time, each one's work run before */
+        pthread_mutex_lock(&s->timer_lock);
+        uint64_t next = s->heap_len ? s->heap[0]->deadline : UINT64_MAX;
+        bool last = !s->heap_len || next > target;
+        if (next > atomic_load(&s->vnow))
+            atomic_store(&s->vnow, last ? target : next);
+        pthread_cond_signal(&s->timer_cv);
+        pthread_mutex_unlock(&s->timer_lock);
+        wait_settled(s);
+        if (last)
+            break;
+    }
+    atomic_fetch_sub(&s->watchers, 1);
 }
 
 bool fut__sched_close_until(fut_sched *s, const struct timespec *deadline)

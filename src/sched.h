@@ -36,6 +36,7 @@ typedef struct fut_work fut_work;
 typedef struct fut_timer fut_timer;
 typedef struct fut_sched fut_sched;
 typedef struct fut_sched_worker fut_sched_worker;
+typedef struct fut_wait_ctx fut_wait_ctx;
 
 /* A unit of work. run() is called exactly once, on a worker (or on a
  * thread helping the scheduler), with no scheduler lock held; it may free
@@ -67,6 +68,7 @@ struct fut_sched_worker {
     pthread_t thread;              /* set at start                        */
     pthread_cond_t cv;             /* parks and blocked waits: sleep_lock */
     bool woken;                    /* taken off a list by a waker: sleep_lock */
+    fut_wait_ctx *blocked_on;      /* while blocked in a wait: sleep_lock */
     bool listed;                   /* on the idle or waiting list: sleep_lock */
     bool searching;                /* counted in sched->searching: own    */
     fut_sched_worker *prev, *link; /* idle or waiting list: sleep_lock */
@@ -110,6 +112,17 @@ struct fut_sched {
                                              or running chunks          */
     atomic_bool closing, closed;
     unsigned fork_gen; /* fut__fork_gen at start: see fut__sched_forked */
+    /* Virtual time (fut_pool_config.virtual_time): the clock timers use
+     * is vnow, moved by fut__sched_advance only. */
+    bool virt;                /* set at start                         */
+    _Atomic uint64_t vnow;    /* ns; written under timer_lock          */
+    atomic_int watchers;      /* threads waiting for the pool to settle:
+                                 state changes broadcast quiet_cv      */
+    size_t blocked;           /* workers blocked in a wait: sleep_lock */
+    unsigned long quiet_gen;  /* changes broadcast on quiet_cv: sleep_lock */
+    bool clock_started, clock_stop; /* the auto clock: sleep_lock       */
+    pthread_t clock_thread;
+    void (*stuck)(fut_sched *s);    /* the auto clock found it stuck   */
     /* Timers (timer.c). */
     _Alignas(64) pthread_mutex_t timer_lock;
     pthread_cond_t timer_cv;
@@ -169,6 +182,23 @@ void fut__sched_drain(fut_sched *s);
 /* Closes s to new outside work, as drain does, and waits until it is
  * quiet or the deadline (CLOCK_MONOTONIC) passes: whether it is quiet. */
 bool fut__sched_close_until(fut_sched *s, const struct timespec *deadline);
+/* The clock of s's timers: virtual (ns from 0) or CLOCK_MONOTONIC ns. */
+static inline uint64_t fut__sched_now(const fut_sched *s)
+{
+    return s->virt ? atomic_load(&((fut_sched *)s)->vnow) : fut__now_ns();
+}
+/* Virtual time: moves s's clock on by ns, firing every timer due up to
+ * the new time in deadline order, and returns once the work they made
+ * ready has run and the pool is settled again (see sched.c). Not from a
+ * worker of s. */
+void fut__sched_advance(fut_sched *s, uint64_t ns);
+/* Virtual time that moves by itself: a thread that, whenever the pool
+ * settles with timers pending, moves the clock to the earliest deadline,
+ * and calls stuck (once per episode) when it settles with none pending
+ * while units wait. 0, or pthread_create's error. Stop it before the
+ * workers. */
+int fut__sched_clock_start(fut_sched *s, void (*stuck)(fut_sched *s));
+void fut__sched_clock_stop(fut_sched *s);
 /* Stops and joins the threads and frees the workers. The locks stay
  * usable (a late submission is refused, a late timer removal finds
  * nothing) until fut__sched_fini. */
@@ -250,12 +280,12 @@ static inline bool fut__sched_take_back(fut_sched *s, fut_work *w)
 
 /* A blocked wait: lock and cv are where the waiting thread sleeps; done()
  * says whether it may return. */
-typedef struct fut_wait_ctx {
+struct fut_wait_ctx {
     pthread_mutex_t *lock;
     pthread_cond_t *cv;
     bool (*done)(void *arg);
     void *arg;
-} fut_wait_ctx;
+};
 /* The calling worker's lock and condition variable, for a wait. */
 void fut__sched_wait_init(fut_sched_worker *self, fut_wait_ctx *ctx);
 /* Waits until ctx->done(): on a worker (self non-NULL), runs queued work

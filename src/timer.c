@@ -98,6 +98,8 @@ int fut__timer_add(fut_sched *s, fut_timer *t)
             pthread_cond_signal(&s->timer_cv);
     }
     pthread_mutex_unlock(&s->timer_lock);
+    if (!rc && atomic_load(&s->watchers))
+        s->timers_done(s); /* a virtual clock may move to it */
     return rc;
 }
 
@@ -154,7 +156,11 @@ static void *timer_main(void *arg)
             continue;
         }
         uint64_t d = s->heap[0]->deadline;
-        if (d > fut__now_ns() && !s->expire_all) {
+        if (s->virt && d > atomic_load(&s->vnow) && !s->expire_all) {
+            pthread_cond_wait(&s->timer_cv, &s->timer_lock); /* advance */
+            continue;
+        }
+        if (d > fut__now_ns() && !s->expire_all && !s->virt) {
             struct timespec ts = {.tv_sec = (time_t)(d / 1000000000u),
                                   .tv_nsec = (long)(d % 1000000000u)};
             pthread_cond_timedwait(&s->timer_cv, &s->timer_lock, &ts);
@@ -165,7 +171,8 @@ static void *timer_main(void *arg)
         pthread_mutex_unlock(&s->timer_lock);
         s->timer_fire(t);
         pthread_mutex_lock(&s->timer_lock);
-        if (atomic_fetch_sub(&s->timers, 1) == 1) {
+        if (atomic_fetch_sub(&s->timers, 1) == 1 ||
+            atomic_load(&s->watchers)) {
             pthread_mutex_unlock(&s->timer_lock);
             s->timers_done(s);
             pthread_mutex_lock(&s->timer_lock);

@@ -161,6 +161,19 @@ typedef struct fut_pool_config {
     size_t trace_events;    /* 0: a trace keeps every event. Else each
                                thread keeps its latest trace_events, the
                                older ones counted as dropped             */
+    bool virtual_time;      /* the pool's timers (sleeps, timeouts) run
+                               on a virtual clock that starts at 0 and
+                               moves only by fut_clock_advance (and at
+                               destroy, which runs it to every pending
+                               timer in turn)                          */
+    bool auto_advance;      /* with virtual_time: whenever the pool is
+                               settled (see fut_clock_advance) with timers
+                               pending, the clock jumps to the earliest
+                               deadline, so a program runs at full speed
+                               with exact virtual times; settled with no
+                               timer while units wait, it says on stderr
+                               (with a dump) that nothing inside the pool
+                               can move on, once each time               */
 } fut_pool_config;
 
 /* The watchdog (stall_ms) and the dump signal run on one more thread,
@@ -263,6 +276,27 @@ FUT_API int fut_pool_create(fut_pool **pool, const fut_pool_config *config);
  * own workers, which would wait for itself; nothing is done).
  */
 FUT_API int fut_pool_destroy(fut_pool *pool);
+
+/**
+ * Virtual time (a pool made with virtual_time): moves the pool's clock on
+ * by ms, firing each timer due up to the new time in deadline order; after
+ * each deadline, and at the end, it waits until the pool has settled, so
+ * the work those timers made ready (and the work that work made, and
+ * timers due meanwhile) has run: a test can assert right after it. The
+ * pool is settled when every worker is idle or blocked in a wait that is
+ * not satisfied, nothing is queued, no thread is adding work to it and no
+ * timer is due or firing. A thread outside the pool that will complete
+ * something later (keep a promise) is not seen: what it starts runs when
+ * it does. Returns 0; EINVAL (pool NULL, or not virtual); EDEADLK (called
+ * from one of the pool's workers, which would wait for itself to settle);
+ * EOWNERDEAD (see fork). Blocks until settled; a unit that never returns
+ * makes it wait forever (the watchdog, stall_ms, reports it).
+ */
+FUT_API int fut_clock_advance(fut_pool *pool, uint64_t ms);
+
+/** The pool's clock in milliseconds: the virtual time of a pool made with
+ * virtual_time, else CLOCK_MONOTONIC. 0 for NULL. Never blocks. */
+FUT_API uint64_t fut_clock_now(const fut_pool *pool);
 
 /** What fut_pool_shutdown did. */
 typedef struct fut_shutdown_report {
