@@ -34,12 +34,15 @@ static int branch(void *arg)
 }
 
 /* ThreadSanitizer cannot follow threads made in the child of a parent
- * that has threads (it meets the parent's thread ids again and stops):
- * under it, the children make no pool, and the rest is still checked. */
-#if defined(__SANITIZE_THREAD__)
+ * that has threads (it meets the parent's thread ids again and stops),
+ * and this compiler's AddressSanitizer does not take its allocator's
+ * lock around fork (a child's malloc can wait forever for a lock a
+ * parent's thread held): under either, the children make no pool, and
+ * the rest is still checked. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define CHILD_MAY_MAKE_THREADS 0
 #elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
 #define CHILD_MAY_MAKE_THREADS 0
 #endif
 #endif
