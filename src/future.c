@@ -148,45 +148,63 @@ static inline __attribute__((always_inline)) void unshow(fut_local *l,
     }
 }
 
+/* The innermost mark of this thread: the units it runs, nested (one run
+ * on top of another's wait, or taken back by its awaiter), are the chain
+ * of marks' `current`, from tl_current outward. */
+static FUT_TLS const fut_user_mark *tl_mark;
+
 /* fut__user_begin and _end, inlined into this file's hot paths (which
- * show their unit themselves). */
-static inline __attribute__((always_inline)) fut_user_mark
-user_begin(fut_future *current, const atomic_bool *cancelled)
+ * show their unit themselves). m lives in the caller's frame until
+ * user_end. */
+static inline __attribute__((always_inline)) void
+user_begin(fut_user_mark *m, fut_future *current, const atomic_bool *cancelled)
 {
-    fut_user_mark saved = {tl_current, tl_cancelled, NULL, false, tl_in_user};
+    m->current = tl_current;
+    m->cancelled = tl_cancelled;
+    m->in_user = tl_in_user;
+    m->outer = tl_mark;
+    tl_mark = m;
     tl_current = current;
     tl_cancelled = cancelled;
     tl_in_user = true;
-    return saved;
 }
 
 static inline __attribute__((always_inline)) void
-user_end(fut_user_mark saved)
+user_end(const fut_user_mark *m)
 {
-    tl_current = saved.current;
-    tl_cancelled = saved.cancelled;
-    tl_in_user = saved.in_user;
+    tl_current = m->current;
+    tl_cancelled = m->cancelled;
+    tl_in_user = m->in_user;
+    tl_mark = m->outer;
+}
+
+bool fut__runs_below(const fut_future *f)
+{
+    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+        if (m->current == f)
+            return true;
+    return false;
 }
 
 /* For group.c's units: no future's, and not among the hottest. */
-fut_user_mark fut__user_begin(const atomic_bool *cancelled, fut_fn fn)
+void fut__user_begin(fut_user_mark *m, const atomic_bool *cancelled,
+                     fut_fn fn)
 {
     fut_local *l = my_local();
     shown_unit before = {NULL, false, false};
     if (l)
         before = show(l, fn, NULL);
-    fut_user_mark saved = user_begin(NULL, cancelled);
-    saved.fn = before.fn;
-    saved.cleared = before.cleared;
-    return saved;
+    user_begin(m, NULL, cancelled);
+    m->fn = before.fn;
+    m->cleared = before.cleared;
 }
 
-void fut__user_end(fut_user_mark saved)
+void fut__user_end(const fut_user_mark *m)
 {
-    user_end(saved);
+    user_end(m);
     fut_local *l = my_local();
     if (l)
-        unshow(l, (shown_unit){saved.fn, saved.cleared, false});
+        unshow(l, (shown_unit){m->fn, m->cleared, false});
 }
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
@@ -835,11 +853,12 @@ HOT void execute(fut_future *f, bool shown)
     if (l)
         before = show(l, unit_fn(f),
                       __builtin_expect(has_extra(f), 0) ? f->extra->name : NULL);
-    fut_user_mark saved = user_begin(f, NULL);
+    fut_user_mark saved;
+    user_begin(&saved, f, NULL);
     fut_trace_lane *lane = fut__trace_lane(pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
-    user_end(saved);
+    user_end(&saved);
     if (l)
         unshow(l, before);
     if (pool) {

@@ -148,13 +148,14 @@ static void child_run(fut_work *w)
         child_done(g, 0);
         return;
     }
-    fut_user_mark saved = fut__user_begin(&g->cancelled, (fut_fn)fn);
+    fut_user_mark saved;
+    fut__user_begin(&saved, &g->cancelled, (fut_fn)fn);
     fut_trace_lane *lane = fut__trace_lane(pool);
     uint64_t start = lane ? fut__now_ns() : 0;
     int rc = fn(arg, &value);
     if (lane)
         fut__trace_record(lane, (fut_fn)fn, NULL, KIND_TASK, start, fut__now_ns());
-    fut__user_end(saved);
+    fut__user_end(&saved);
     fut__stat_add(pool, STAT_COMPLETED, 1);
     if (rc)
         fut__stat_add(pool, STAT_FAILED, 1);
@@ -292,9 +293,10 @@ static void run_chunk(struct range *r, size_t i)
     size_t lo = r->begin + i * r->grain;
     size_t hi = r->end - lo > r->grain ? lo + r->grain : r->end;
     uint64_t start = pool->trace_path ? fut__now_ns() : 0;
-    fut_user_mark saved = fut__user_begin(NULL, (fut_fn)r->fn);
+    fut_user_mark saved;
+    fut__user_begin(&saved, NULL, (fut_fn)r->fn);
     int rc = r->fn(r->arg, lo, hi);
-    fut__user_end(saved);
+    fut__user_end(&saved);
     if (pool->trace_path)
         fut__trace_unit(pool, (fut_fn)r->fn, KIND_TASK, start, fut__now_ns());
     fut__stat_add(pool, STAT_COMPLETED, 1);
@@ -429,9 +431,10 @@ static bool join_done(void *arg)
 static void join_run(fut_work *w)
 {
     struct join_job *job = CONTAINER(w, struct join_job, work);
-    fut_user_mark saved = fut__user_begin(NULL, (fut_fn)job->fn);
+    fut_user_mark saved;
+    fut__user_begin(&saved, NULL, (fut_fn)job->fn);
     job->error = job->fn(job->arg);
-    fut__user_end(saved);
+    fut__user_end(&saved);
     pthread_mutex_t *lock = job->lock;
     pthread_cond_t *cv = job->cv;
     pthread_mutex_lock(lock);

@@ -287,17 +287,22 @@ static inline bool fut__is_ready(const fut_future *f)
  * that this thread
  * is inside user code (see then_ready). */
 typedef struct fut_user_mark {
-    fut_future *current;
+    fut_future *current;          /* the unit below, or NULL            */
     const atomic_bool *cancelled; /* a group child's: its group's flag */
+    const struct fut_user_mark *outer; /* the mark below               */
     fut_fn fn;                    /* what the worker showed before      */
     bool cleared;                 /* ... and took its name down         */
     bool in_user;
 } fut_user_mark;
 /* Around a unit that is not a future's (a group child, a loop chunk, a
  * fut_join branch); also shows, for fut_pool_dump, that the calling
- * worker runs fn. */
-fut_user_mark fut__user_begin(const atomic_bool *cancelled, fut_fn fn);
-void fut__user_end(fut_user_mark saved);
+ * worker runs fn. m stays in the caller's frame until fut__user_end. */
+void fut__user_begin(fut_user_mark *m, const atomic_bool *cancelled,
+                     fut_fn fn);
+void fut__user_end(const fut_user_mark *m);
+/* Whether f is a unit this thread runs below the current one (one it
+ * took back, or helped on top of): waiting for it would wait for itself. */
+bool fut__runs_below(const fut_future *f);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__pending_add(fut_pool *pool, fut_future *c);

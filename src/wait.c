@@ -190,7 +190,9 @@ static int outcome(fut_future *f, void **value)
  * start waiting for each other at once, at least one sees the other. */
 static bool wait_begin(fut_future *f, bool *cycle)
 {
-    *cycle = fut__waits_for_itself(f, NULL); /* awaiting its own future */
+    /* its own future, or one this thread runs below it (taken back) */
+    *cycle = fut__waits_for_itself(f, NULL) ||
+             (fut__in_unit() && fut__runs_below(f));
     if (*cycle || !fut__in_unit() || !fut__sched_any_self())
         return false;
     fut_frame *me = fut__frame_push(f);
@@ -274,6 +276,10 @@ static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
     for (size_t i = 0; i < n && !*cycle; i++) {
         if (fut__is_ready(futs[i]))
             continue;
+        if (fut__runs_below(futs[i])) { /* below us on this thread */
+            *cycle = true;
+            break;
+        }
         fut_frame *me = fut__frame_push(futs[i]);
         pushed++;
         if (!me) /* too deep to show: no more frames */

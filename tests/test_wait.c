@@ -415,6 +415,48 @@ START_TEST(wait_cycles_are_edeadlk)
 }
 END_TEST
 
+/* A parent spawns two children that await each other and awaits the
+ * first: on one worker it takes the first back and runs it in place,
+ * which takes the second back in turn; the second's wait for the first,
+ * below it on the same thread, is the cycle. */
+static int parent_of_a_cycle(void *arg, void **value)
+{
+    fut_pool *pool = arg;
+    fut_promise *p[2];
+    fut_future *slot[2], *t[2];
+    for (int i = 0; i < 2; i++) {
+        thread_check(fut_promise_create(pool, &p[i], &slot[i]) == 0);
+        t[i] = fut_spawn(pool, await_other, slot[i]);
+    }
+    fut_promise_resolve(p[0], t[1]);
+    fut_promise_resolve(p[1], t[0]);
+    void *a, *b;
+    thread_check(fut_await(t[0], &a) == 0 && fut_await(t[1], &b) == 0);
+    int deadlocks = ((int)(intptr_t)a == EDEADLK) + ((int)(intptr_t)b == EDEADLK);
+    for (int i = 0; i < 2; i++) {
+        fut_release(t[i]);
+        fut_release(slot[i]);
+    }
+    *value = (void *)(intptr_t)deadlocks;
+    return 0;
+}
+
+START_TEST(cycle_between_children_taken_back)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        for (int round = 0; round < 20; round++) {
+            void *v;
+            fut_future *f = fut_spawn(pool, parent_of_a_cycle, pool);
+            ck_assert_int_eq(fut_await(f, &v), 0);
+            ck_assert_int_ge((int)(intptr_t)v, 1);
+            fut_release(f);
+        }
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
+}
+END_TEST
+
 /* A task that waits on one worker runs queued work meanwhile; a unit run
  * that way which waits for the task below it would wait forever. */
 static fut_future *_Atomic below;
@@ -722,6 +764,7 @@ static Suite *wait_suite(void)
               timed_waits_race_completion, timed_wait_deadline_carries_a_second,
               waiting_for_yourself_is_edeadlk, wait_cycles_are_edeadlk,
               waiting_for_the_unit_below_is_edeadlk, no_false_cycles,
+              cycle_between_children_taken_back,
               spawn_prefers_idle_worker_over_waiting_one,
               timed_wait_on_worker_times_out, timed_park_on_worker_expires,
               worker_waits_race_completions);
