@@ -17,6 +17,23 @@ static uint64_t timers_pending(fut_pool *pool)
     return st.timers_pending;
 }
 
+/* The same on virtual time: exactly its time, not a millisecond less. */
+START_TEST(virtual_sleep_completes_at_its_time)
+{
+    fut_pool *pool = NULL;
+    fut_pool_config cfg = {.threads = 1, .virtual_time = true};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
+    fut_future *f = fut_sleep(pool, 30);
+    ck_assert_int_eq(fut_clock_advance(pool, 29), 0);
+    ck_assert(!fut_is_ready(f));
+    ck_assert_int_eq(fut_clock_advance(pool, 1), 0);
+    ck_assert(fut_is_ready(f));
+    ck_assert_uint_eq(fut_clock_now(pool), 30);
+    ck_assert_int_eq(await_rc(f), 0);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 START_TEST(sleep_completes_after_its_time)
 {
     fut_pool *pool = pool_new(1);
@@ -116,14 +133,19 @@ END_TEST
 
 START_TEST(timeout_carries_outcome)
 {
-    fut_pool *pool = pool_new(2);
+    /* On virtual time, with no margin: the clock does not move unless
+     * told, so a timeout of 1 ms cannot fire before the task is done,
+     * however slow the machine. */
+    fut_pool *pool = NULL;
+    fut_pool_config cfg = {.threads = 2, .virtual_time = true};
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
     void *v;
     /* Completes in time. */
-    fut_future *t = fut_timeout(fut_spawn(pool, task_value, (void *)8), 60000);
+    fut_future *t = fut_timeout(fut_spawn(pool, task_value, (void *)8), 1);
     ck_assert_int_eq(fut_await(t, &v), 0);
     ck_assert_ptr_eq(v, (void *)8);
     fut_release(t);
-    t = fut_timeout(fut_spawn(pool, task_fail, (void *)EIO), 60000);
+    t = fut_timeout(fut_spawn(pool, task_fail, (void *)EIO), 1);
     ck_assert_int_eq(fut_await(t, &v), EIO);
     ck_assert_ptr_null(v);
     fut_release(t);
@@ -285,7 +307,7 @@ END_TEST
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
-    FUT_TCASE(s, "sleep", sleep_completes_after_its_time, sleep_holds_no_worker,
+    FUT_TCASE(s, "sleep", sleep_completes_after_its_time, virtual_sleep_completes_at_its_time, sleep_holds_no_worker,
               ten_thousand_sleeps, timers_pending_is_exact, then_after_sleep);
     FUT_TCASE(s, "timeout", timeout_carries_outcome,
               timeout_fires_and_cancels_input, cancel_timeout_cancels_input);
