@@ -904,9 +904,12 @@ HOT void claim_and_run(fut_future *f, bool shown)
 {
     if (claim_to(f, PHASE_QUEUED, PHASE_RUNNING)) {
         fut__stat_add(f->pool, STAT_QUEUED, -1);
-        if (__builtin_expect(atomic_load_explicit(&f->pool->cancel_all,
-                                                  memory_order_relaxed),
-                             0)) {
+        /* a shutdown past its deadline: units taken from a queue are
+         * cancelled; a child its awaiter takes back still runs */
+        if (shown && __builtin_expect(atomic_load_explicit(
+                                          &f->pool->cancel_all,
+                                          memory_order_relaxed),
+                                      0)) {
             cancel_claimed(f);
             return;
         }

@@ -320,7 +320,8 @@ typedef struct fut_shutdown_report {
  * after fut_pool_destroy). From the call on, outside threads can add no
  * work (ESHUTDOWN); accepted work goes on, as in fut_pool_destroy, until
  * deadline_ms milliseconds have passed. If it has not all ended by then:
- * queued units are cancelled as workers come to them (ECANCELED; a
+ * queued units are cancelled as workers come to them (ECANCELED; a child
+ * that a running task awaits and takes back to run in place still runs; a
  * fut_parallel_for whose chunks were skipped returns ECANCELED), every
  * pending sleep, timeout and fd wait completes with ECANCELED (a timeout
  * cancels its input), continuations waiting on inputs that nothing will
