@@ -83,6 +83,7 @@ typedef struct worker_view {
     uint64_t units; /* completed on this worker */
     long long queued;
     const char *state;
+    double running_ms; /* at least this long (the monitor's sample); -1 */
 } worker_view;
 
 void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32])
@@ -115,6 +116,14 @@ static void view_worker(fut_pool *pool, size_t i, const bool *parked,
     size_t t = atomic_load_explicit(&w->deque.top, memory_order_relaxed);
     size_t b = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
     v->queued = (long long)(b - t) < 0 ? 0 : (long long)(b - t);
+    v->running_ms = -1;
+    if (pool->monitor && v->fn &&
+        atomic_load_explicit(&l->seen_fn, memory_order_relaxed) == v->fn) {
+        uint64_t since =
+            atomic_load_explicit(&l->seen_since, memory_order_relaxed);
+        uint64_t now = fut__now_ns();
+        v->running_ms = now > since ? (double)(now - since) / 1e6 : 0.0;
+    }
     v->state = parked && parked[i]     ? "idle"
                : blocked && blocked[i] ? "blocked in a wait"
                : v->fn                 ? "running"
@@ -144,6 +153,8 @@ static void write_text(FILE *out, fut_pool *pool, const fut_pool_stats *st,
             fut__write_fn_name(out, v[i].fn);
             if (v[i].name[0])
                 fprintf(out, " \"%s\"", v[i].name);
+            if (v[i].running_ms >= 0)
+                fprintf(out, " for %.0f ms or more", v[i].running_ms);
         }
         fprintf(out, "; %llu unit%s completed here, %lld queued on it\n",
                 (unsigned long long)v[i].units, v[i].units == 1 ? "" : "s",
@@ -220,6 +231,8 @@ static void write_json(FILE *out, fut_pool *pool, const fut_pool_stats *st,
         } else {
             fputs("null,\"name\":null", out);
         }
+        if (v[i].running_ms >= 0)
+            fprintf(out, ",\"running_ms_at_least\":%.3f", v[i].running_ms);
         fprintf(out, ",\"units\":%llu,\"queued\":%lld,\"waits\":%u,"
                      "\"waiting\":[",
                 (unsigned long long)v[i].units, v[i].queued, v[i].depth);

@@ -225,6 +225,10 @@ typedef struct fut_local {
     fut_trace_lane trace;
     atomic_uint depth;            /* waits in progress (may pass
                                      FUT_FRAMES)                        */
+    /* The monitor's sample (monitor.c), when the pool has one: since when
+     * (ns) the worker has shown seen_fn with no unit completed. */
+    _Atomic(fut_fn) seen_fn;
+    atomic_ullong seen_since;
     fut_frame frame[FUT_FRAMES];  /* [depth - 1]: the innermost wait    */
 } fut_local;
 

@@ -77,10 +77,15 @@ static void check(fut_monitor *m)
         fut__worker_running(pool, i, &fn, name);
         long long done = atomic_load_explicit(
             &pool->local[i].stat[STAT_COMPLETED], memory_order_relaxed);
-        if (!fn || fn != x->fn || done != x->done) {
+        if (!fn || fn != x->fn || done != x->done)
             *x = (sample){fn, done, now, false};
+        /* for the dump: how long this worker has run what it shows */
+        atomic_store_explicit(&pool->local[i].seen_since, x->since,
+                              memory_order_relaxed);
+        atomic_store_explicit(&pool->local[i].seen_fn, x->fn,
+                              memory_order_relaxed);
+        if (!fn || x->done != done || x->since == now)
             continue;
-        }
         if (x->told || now - x->since < m->stall_ns)
             continue;
         x->told = told = true;

@@ -369,8 +369,9 @@ enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
  * a wait or looks for work; the function it runs, by its symbol where the
  * binary exports it, else its address, and its name from fut_task_opts
  * (a task that its awaiter took back and runs in place of waiting is
- * shown as that awaiter); the units in fut_await or fut_await_for on it,
- * innermost first;
+ * shown as that awaiter), and, when the pool has a monitor (stall_ms or
+ * dump_signal), for how long at least, from its last sample; the units
+ * in fut_await or fut_await_for on it, innermost first;
  * the units it has completed, so two dumps a moment apart show a worker
  * that is stuck; the units queued on it); the 16 soonest timers, with when
  * they are due; and the continuations waiting on a promise, a fut_all or
