@@ -459,14 +459,16 @@ END_TEST
 
 /* A task that waits on one worker runs queued work meanwhile; a unit run
  * that way which waits for the task below it would wait forever. */
-static fut_future *_Atomic below;
+static fut_future *below_slot; /* a promise's future: its value is below */
 static atomic_int above_rc;
 
 static int await_below(void *arg, void **value)
 {
     (void)arg;
     (void)value;
-    atomic_store(&above_rc, fut_await(atomic_load(&below), NULL));
+    void *below = NULL;
+    thread_check(fut_await(below_slot, &below) == 0);
+    atomic_store(&above_rc, fut_await(below, NULL));
     return 0;
 }
 
@@ -487,17 +489,15 @@ START_TEST(waiting_for_the_unit_below_is_edeadlk)
 {
     fut_pool *pool = pool_new(1);
     fut_promise *p;
-    fut_future *gate_future;
-    ck_assert_int_eq(fut_promise_create(pool, &p, &gate_future), 0);
+    ck_assert_int_eq(fut_promise_create(pool, &p, &below_slot), 0);
     fut_future *f = fut_spawn(pool, wait_and_help, pool);
-    atomic_store(&below, f);
+    ck_assert_int_eq(fut_promise_resolve(p, f), 0); /* above learns it */
     void *v;
     ck_assert_int_eq(fut_await(f, &v), 0);
     ck_assert_int_eq((int)(intptr_t)v, 0);
     ck_assert_int_eq(atomic_load(&above_rc), EDEADLK);
     fut_release(f);
-    fut_promise_resolve(p, NULL);
-    fut_release(gate_future);
+    fut_release(below_slot);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }
 END_TEST
