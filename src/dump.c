@@ -400,15 +400,16 @@ out:
     return cycle;
 }
 
-bool fut__wait_closes_cycle(fut_frame *me, const fut_future *f)
+bool fut__wait_closes_cycle(fut_frame *me, const void *target,
+                            const fut_future *f)
 {
     fut_sched_worker *w = fut__sched_any_self();
     fut_pool *pool = (fut_pool *)(void *)w->sched; /* sched is its first */
-    if (!cycle_once(pool, me, f))
+    if (!cycle_once(pool, me, target))
         return false;
     /* Seen again a moment later, with f still pending: the units of a
      * real cycle cannot move, while a chain read from frames changing
      * under us (a wait ending, a unit returning) does not last. */
     sched_yield();
-    return !fut__is_ready(f) && cycle_once(pool, me, f);
+    return !(f && fut__is_ready(f)) && cycle_once(pool, me, target);
 }

@@ -86,7 +86,7 @@ static inline fut_local *my_local(void)
  * dumps, and the cycle checks of waits). NULL when this thread runs no
  * unit, or the worker is FUT_FRAMES waits deep. The frame is published
  * with seq_cst, as the cycle check reads others' frames. */
-fut_frame *fut__frame_push(const fut_future *f)
+fut_frame *fut__frame_push(const void *f)
 {
     fut_local *l = my_local();
     if (!l || !tl_in_user)
@@ -98,7 +98,11 @@ fut_frame *fut__frame_push(const fut_future *f)
                               atomic_load_explicit(&l->running,
                                                    memory_order_relaxed),
                               memory_order_relaxed);
-        atomic_store_explicit(&fr->unit, tl_current, memory_order_relaxed);
+        /* a group's child stands for its group (its cancel flag), which
+         * is what fut_group_wait waits for */
+        const void *unit = tl_current ? (const void *)tl_current
+                                      : (const void *)tl_cancelled;
+        atomic_store_explicit(&fr->unit, unit, memory_order_relaxed);
         atomic_store_explicit(&fr->waits, f, memory_order_relaxed);
     }
     atomic_store(&l->depth, d + 1);
@@ -182,6 +186,14 @@ bool fut__runs_below(const fut_future *f)
 {
     for (const fut_user_mark *m = tl_mark; m; m = m->outer)
         if (m->current == f)
+            return true;
+    return false;
+}
+
+bool fut__group_runs_below(const atomic_bool *group)
+{
+    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+        if (m->cancelled == group)
             return true;
     return false;
 }

@@ -210,10 +210,21 @@ int fut_group_wait(fut_group *group)
         return EINVAL;
     if (fut__inherited(group->pool))
         return EOWNERDEAD;
-    if (fut__waits_for_itself(NULL, &group->cancelled))
+    if (fut__waits_for_itself(NULL, &group->cancelled) ||
+        (fut__in_unit() && fut__group_runs_below(&group->cancelled)))
         return EDEADLK; /* a child waiting for its own group */
     if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
         return atomic_load(&group->error);
+    /* A unit shows what it waits for, and looks for a cycle back to it
+     * through the group's children (as fut_await does). */
+    bool framed = fut__in_unit() && fut__sched_any_self();
+    if (framed) {
+        fut_frame *me = fut__frame_push(&group->cancelled);
+        if (me && fut__wait_closes_cycle(me, &group->cancelled, NULL)) {
+            fut__frame_pop();
+            return EDEADLK;
+        }
+    }
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     group_waiter w = {.ctx = {&lock, &cv, group_waiter_woken, NULL}};
@@ -231,6 +242,8 @@ int fut_group_wait(fut_group *group)
     pthread_mutex_unlock(&group->lock);
     if (wait)
         fut__sched_wait(self, &w.ctx, NULL, true);
+    if (framed)
+        fut__frame_pop();
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);
     return atomic_load(&group->error);

@@ -307,6 +307,9 @@ void fut__user_end(const fut_user_mark *m);
 /* Whether f is a unit this thread runs below the current one (one it
  * took back, or helped on top of): waiting for it would wait for itself. */
 bool fut__runs_below(const fut_future *f);
+/* Whether a child of the group (its cancel flag) runs below the current
+ * unit on this thread. */
+bool fut__group_runs_below(const atomic_bool *group);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__pending_add(fut_pool *pool, fut_future *c);
@@ -426,15 +429,19 @@ int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 
 /* dump.c: what worker i shows it runs (NULL: nothing) and its name. */
 void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32]);
-/* A unit about to wait for f pushes a frame (fut_frame), and pops it
- * after; push returns NULL when no unit runs here, or it is too deep
- * (then pop is still called). */
-fut_frame *fut__frame_push(const fut_future *f);
+/* A unit about to wait for f (a future, or a group's cancel flag) pushes
+ * a frame (fut_frame), and pops it after; push returns NULL when no unit
+ * runs here, or it is too deep (then pop is still called). A group's
+ * child's frame has its group's flag as its unit. */
+fut_frame *fut__frame_push(const void *f);
 void fut__frame_pop(void);
 /* Whether the unit of frame me (the caller's), which shows it waits for
- * f, would wait for itself: a cycle of waits among the units its pool's
- * workers run (dump.c). */
-bool fut__wait_closes_cycle(fut_frame *me, const fut_future *f);
+ * target (a future, or a group's flag), would wait for itself: a cycle of
+ * waits among the units its pool's workers run (dump.c). f: target when
+ * it is a future (a cycle is only confirmed while f is pending), else
+ * NULL. */
+bool fut__wait_closes_cycle(fut_frame *me, const void *target,
+                            const fut_future *f);
 
 /* monitor.c: the thread of stall_ms and dump_signal (fut_pool_config). */
 typedef struct fut_monitor fut_monitor;

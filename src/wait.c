@@ -196,7 +196,7 @@ static bool wait_begin(fut_future *f, bool *cycle)
     if (*cycle || !fut__in_unit() || !fut__sched_any_self())
         return false;
     fut_frame *me = fut__frame_push(f);
-    if (me && fut__wait_closes_cycle(me, f)) {
+    if (me && fut__wait_closes_cycle(me, f, f)) {
         fut__frame_pop();
         *cycle = true;
         return false;
@@ -284,7 +284,7 @@ static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
         pushed++;
         if (!me) /* too deep to show: no more frames */
             break;
-        *cycle = fut__wait_closes_cycle(me, futs[i]);
+        *cycle = fut__wait_closes_cycle(me, futs[i], futs[i]);
     }
     if (*cycle)
         while (pushed--)

@@ -484,13 +484,66 @@ START_TEST(refused_while_closing)
 }
 END_TEST
 
+/* A task waits for a group whose child awaits the task: a cycle through
+ * the group, EDEADLK (to the task, or to the child, whose error becomes
+ * the group's) instead of a hang; on one worker and on two. */
+static int child_awaits(void *slot, void **value)
+{
+    (void)value;
+    void *parent;
+    thread_check(fut_await(slot, &parent) == 0);
+    return fut_await(parent, NULL);
+}
+
+typedef struct group_cycle {
+    fut_pool *pool;
+    fut_group *group;
+    fut_future *slot; /* its value: the parent's own future */
+} group_cycle;
+
+static int parent_waits_group(void *arg, void **value)
+{
+    group_cycle *gc = arg;
+    *value = (void *)(intptr_t)fut_group_wait(gc->group);
+    return 0;
+}
+
+/* The child is spawned first, from outside the pool: on two workers it
+ * runs beside the parent (the cycle is found through the frames), on one
+ * the parent runs on top of the child's wait (through the marks). */
+START_TEST(cycle_through_a_group_is_edeadlk)
+{
+    for (size_t threads = 1; threads <= 2; threads++) {
+        fut_pool *pool = pool_new(threads);
+        for (int round = 0; round < 20; round++) {
+            fut_promise *p;
+            group_cycle gc = {pool, NULL, NULL};
+            ck_assert_int_eq(fut_promise_create(pool, &p, &gc.slot), 0);
+            ck_assert_int_eq(fut_group_create(pool, &gc.group), 0);
+            ck_assert_int_eq(fut_group_spawn(gc.group, child_awaits, gc.slot),
+                             0);
+            fut_future *parent = fut_spawn(pool, parent_waits_group, &gc);
+            ck_assert_int_eq(fut_promise_resolve(p, parent), 0);
+            void *v;
+            ck_assert_int_eq(fut_await(parent, &v), 0);
+            ck_assert_int_eq((int)(intptr_t)v, EDEADLK);
+            fut_release(parent);
+            fut_group_destroy(gc.group);
+            fut_release(gc.slot);
+        }
+        ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    }
+}
+END_TEST
+
 static Suite *group_suite(void)
 {
     Suite *s = suite_create("group");
     FUT_TCASE(s, "group", group_joins_children, group_bad_arguments,
               group_cancel_as_a_scope, group_wait_from_own_child_is_edeadlk,
               group_first_error, children_spawn_children,
-              group_wait_inside_task_one_thread, group_destroy_waits);
+              group_wait_inside_task_one_thread, group_destroy_waits,
+              cycle_through_a_group_is_edeadlk);
     FUT_TCASE(s, "parallel_for", parallel_for_covers_range, parallel_for_empty_range_on_a_worker,
               parallel_for_bad_arguments, parallel_for_first_error_skips_rest,
               parallel_for_huge_indices, parallel_for_nested_and_inside_tasks,

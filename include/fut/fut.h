@@ -593,9 +593,10 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
  * or fut_join_settled calls, for the caller (A awaits B while B awaits
  * A), or cannot resume before the caller returns (a unit this worker runs
  * on top of the caller's own wait). Only a wait that must block looks for
- * such a cycle; cycles through groups, promises, fut_await_any or other
- * pools are not seen (the pool's watchdog, stall_ms, reports their
- * effect). Borrows f. On a
+ * such a cycle, which may also pass through groups (a unit waiting in
+ * fut_group_wait for a group whose child waits for it); cycles through
+ * promises, fut_await_any or other pools are not seen (the pool's
+ * watchdog, stall_ms, reports their effect). Borrows f. On a
  * pool worker, runs queued work of that pool meanwhile.
  */
 FUT_API int fut_await(fut_future *f, void **value);
@@ -770,7 +771,8 @@ FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
  * they spawn, has finished, and returns the error of the first child to
  * fail (in time) since the group was made, or 0; EINVAL for NULL;
  * EDEADLK, at once, when called from one of the group's own children (it
- * would wait for itself). On a worker, runs queued work (its children
+ * would wait for itself), or when a child waits, through a cycle of
+ * waits, for the caller (see fut_await). On a worker, runs queued work (its children
  * among it) meanwhile. The group
  * may be spawned into and waited on again.
  */
