@@ -207,9 +207,11 @@ int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig)
         atomic_store(&slots[m->slot].used, true);
     }
     pthread_mutex_unlock(&slots_lock);
+    pool->monitor = m; /* before the thread, whose dumps read it */
     if (rc == 0 && (rc = pthread_create(&m->thread, NULL, monitor_main, m)))
         atomic_store(&slots[m->slot].used, false);
     if (rc) {
+        pool->monitor = NULL;
         free(m->samples);
         free(m);
         return rc;
@@ -217,7 +219,6 @@ int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig)
     char name[16];
     fut__thread_name(name, pool->name, "-mon");
     pthread_setname_np(m->thread, name);
-    pool->monitor = m;
     return 0;
 }
 
