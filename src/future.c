@@ -82,15 +82,13 @@ static inline fut_local *my_local(void)
     return tl_local;
 }
 
-/* A unit about to wait for f: pushes a frame for it on its worker (for
- * dumps, and the cycle checks of waits). NULL when this thread runs no
- * unit, or the worker is FUT_FRAMES waits deep. The frame is published
- * with seq_cst, as the cycle check reads others' frames. */
+/* A unit on a worker (fut__wait_frame checks) about to wait for f:
+ * pushes a frame for it (for dumps, and the cycle checks of waits). NULL
+ * when the worker is FUT_FRAMES waits deep: counted, not shown. The frame
+ * is published with seq_cst, as the cycle check reads others' frames. */
 fut_frame *fut__frame_push(const void *f)
 {
     fut_local *l = my_local();
-    if (!l || !tl_in_user)
-        return NULL;
     unsigned d = atomic_load_explicit(&l->depth, memory_order_relaxed);
     fut_frame *fr = d < FUT_FRAMES ? &l->frame[d] : NULL;
     if (fr) {

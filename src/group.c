@@ -217,14 +217,9 @@ int fut_group_wait(fut_group *group)
         return atomic_load(&group->error);
     /* A unit shows what it waits for, and looks for a cycle back to it
      * through the group's children (as fut_await does). */
-    bool framed = fut__in_unit() && fut__sched_any_self();
-    if (framed) {
-        fut_frame *me = fut__frame_push(&group->cancelled);
-        if (me && fut__wait_closes_cycle(me, &group->cancelled, NULL)) {
-            fut__frame_pop();
-            return EDEADLK;
-        }
-    }
+    bool framed;
+    if (fut__wait_frame(&group->cancelled, NULL, &framed))
+        return EDEADLK;
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     group_waiter w = {.ctx = {&lock, &cv, group_waiter_woken, NULL}};

@@ -429,12 +429,18 @@ int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 
 /* dump.c: what worker i shows it runs (NULL: nothing) and its name. */
 void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32]);
-/* A unit about to wait for f (a future, or a group's cancel flag) pushes
- * a frame (fut_frame), and pops it after; push returns NULL when no unit
- * runs here, or it is too deep (then pop is still called). A group's
+/* A unit on a worker about to wait for f (a future, or a group's cancel
+ * flag) pushes a frame (fut_frame), and pops it after; push returns NULL
+ * when the worker is too deep to show it (pop is still called). A group's
  * child's frame has its group's flag as its unit. */
 fut_frame *fut__frame_push(const void *f);
 void fut__frame_pop(void);
+/* wait.c: about to wait for target (a future, or a group's cancel flag;
+ * f: target when a future, else NULL), a unit on a worker pushes its
+ * frame and looks for a cycle of waits back to it: EDEADLK (nothing left
+ * pushed), or 0 with *pushed saying whether to pop a frame after the
+ * wait. Elsewhere: 0, nothing pushed. */
+int fut__wait_frame(const void *target, const fut_future *f, bool *pushed);
 /* Whether the unit of frame me (the caller's), which shows it waits for
  * target (a future, or a group's flag), would wait for itself: a cycle of
  * waits among the units its pool's workers run (dump.c). f: target when

@@ -182,26 +182,31 @@ static int outcome(fut_future *f, void **value)
     return f->error;
 }
 
-/* A unit about to wait for f: pushes its frame (for dumps, and for the
- * cycle checks of others), then looks for a cycle of waits back to
- * itself. Returns whether a frame was pushed (pop it with wait_end), or
- * sets *cycle (nothing left to pop). The frame is published before the
- * look (seq_cst, as are the looks at others' frames): of two units that
- * start waiting for each other at once, at least one sees the other. */
-static bool wait_begin(fut_future *f, bool *cycle)
+int fut__wait_frame(const void *target, const fut_future *f, bool *pushed)
 {
-    /* its own future, or one this thread runs below it (taken back) */
-    *cycle = fut__waits_for_itself(f, NULL) ||
-             (fut__in_unit() && fut__runs_below(f));
-    if (*cycle || !fut__in_unit() || !fut__sched_any_self())
-        return false;
-    fut_frame *me = fut__frame_push(f);
-    if (me && fut__wait_closes_cycle(me, f, f)) {
+    *pushed = fut__in_unit() && fut__sched_any_self();
+    if (!*pushed)
+        return 0;
+    fut_frame *me = fut__frame_push(target); /* NULL: too deep, yet pushed */
+    if (me && fut__wait_closes_cycle(me, target, f)) {
         fut__frame_pop();
-        *cycle = true;
-        return false;
+        *pushed = false;
+        return EDEADLK;
     }
-    return true;
+    return 0;
+}
+
+/* A unit about to wait for f: EDEADLK when f is its own future or one
+ * this thread runs below it (taken back), or a cycle of waits leads back
+ * to it (fut__wait_frame); else 0, and *pushed says whether to pop a
+ * frame after the wait (wait_end). */
+static int wait_begin(fut_future *f, bool *pushed)
+{
+    *pushed = false;
+    if (fut__waits_for_itself(f, NULL) ||
+        (fut__in_unit() && fut__runs_below(f)))
+        return EDEADLK;
+    return fut__wait_frame(f, f, pushed);
 }
 
 static void wait_end(bool pushed)
@@ -221,9 +226,8 @@ int fut_await(fut_future *f, void **value)
     if (!fut__is_ready(f)) {
         if (inherited(&f, 1)) /* the parent's: nothing here completes it */
             return EOWNERDEAD;
-        bool cycle;
-        bool pushed = wait_begin(f, &cycle);
-        if (cycle)
+        bool pushed;
+        if (wait_begin(f, &pushed))
             return EDEADLK;
         wait_for(&f, 1, false, NULL, &i); /* one, no deadline: cannot fail */
         wait_end(pushed);
@@ -247,7 +251,7 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     }
     bool cycle = false, pushed = false;
     if (!fut__is_ready(f) && ms > 0)
-        pushed = wait_begin(f, &cycle);
+        cycle = wait_begin(f, &pushed) != 0;
     else if (!fut__is_ready(f))
         cycle = fut__waits_for_itself(f, NULL); /* a poll looks no further */
     if (cycle)
@@ -265,26 +269,17 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
 }
 
 /* A unit about to wait for all of futs: a frame for each pending one (as
- * wait_begin, for up to FUT_FRAMES in all), each looked at for a cycle.
- * Returns how many frames to pop, or sets *cycle (none left). */
+ * wait_begin), each looked at for a cycle. Returns how many frames to
+ * pop, or sets *cycle (none left). */
 static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
 {
     size_t pushed = 0;
     *cycle = false;
-    if (!fut__in_unit() || !fut__sched_any_self())
-        return 0;
     for (size_t i = 0; i < n && !*cycle; i++) {
-        if (fut__is_ready(futs[i]))
-            continue;
-        if (fut__runs_below(futs[i])) { /* below us on this thread */
-            *cycle = true;
-            break;
-        }
-        fut_frame *me = fut__frame_push(futs[i]);
-        pushed++;
-        if (!me) /* too deep to show: no more frames */
-            break;
-        *cycle = fut__wait_closes_cycle(me, futs[i], futs[i]);
+        bool one = false;
+        if (!fut__is_ready(futs[i]))
+            *cycle = wait_begin(futs[i], &one) != 0;
+        pushed += one;
     }
     if (*cycle)
         while (pushed--)
