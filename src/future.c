@@ -1496,9 +1496,10 @@ fut_future *fut_fd_wait(fut_pool *pool, int fd, unsigned events)
      * that destroy, which cancels armed waits, cannot miss it. */
     bool outside = !fut__sched_privileged(&pool->sched);
     int err = outside ? fut__sched_enter(&pool->sched) : 0;
+    bool entered = outside && !err;
     if (!err)
         err = fut__io_add(&pool->io, io_item(f), fd, epoll_events(events));
-    if (outside && err != ESHUTDOWN)
+    if (entered)
         fut__sched_leave(&pool->sched);
     if (err) {
         claim(f, PHASE_WAITING);
