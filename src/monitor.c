@@ -97,8 +97,7 @@ static void check(fut_monitor *m)
     }
     size_t blocked = 0;
     if (pthread_mutex_trylock(&s->sleep_lock) == 0) {
-        for (fut_sched_worker *w = s->waiting; w; w = w->link)
-            blocked++;
+        blocked = s->blocked;
         pthread_mutex_unlock(&s->sleep_lock);
     }
     fut_pool_stats st;
