@@ -410,8 +410,8 @@ END_TEST
 
 /* Every order of four events on a promise's owned value, with a timeout
  * and a continuation on it: the promise kept (R), the timeout awaited (T:
- * due in 1 ms when it comes before R, so it fires then, else in a
- * minute), the continuation cancelled (C: which cancels the promise's
+ * due in 1 ms when it comes before R, and the pool's virtual clock moved
+ * on by 1 ms then, so it fires there and nowhere else, else in a minute), the continuation cancelled (C: which cancels the promise's
  * future too, its input, unless R came first), the caller's handle
  * released (X). Each value is freed once, and what is read is valid. */
 enum { EV_R, EV_T, EV_C, EV_X };
@@ -440,6 +440,8 @@ static void run_order(fut_pool *pool, const int order[4])
         }
         case EV_T: {
             void *v;
+            if (t_at < r_at)
+                ck_assert_int_eq(fut_clock_advance(pool, 1), 0);
             int rc = fut_await(t, &v);
             if (kept) {
                 ck_assert_int_eq(rc, 0);
@@ -472,7 +474,10 @@ static void run_order(fut_pool *pool, const int order[4])
 
 START_TEST(every_order)
 {
-    fut_pool *pool = pool_new(2);
+    /* virtual time: the 1 ms timeout fires at T, however slow the run */
+    fut_pool_config cfg = {.threads = 2, .virtual_time = true};
+    fut_pool *pool;
+    ck_assert_int_eq(fut_pool_create(&pool, &cfg), 0);
     int order[4] = {EV_R, EV_T, EV_C, EV_X};
     int runs = 0;
     /* All 24 permutations, by Heap's algorithm. */
