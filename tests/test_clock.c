@@ -150,6 +150,16 @@ START_TEST(auto_advance_runs_an_hour_at_once)
 }
 END_TEST
 
+/* What the file at path holds (its first size - 1 bytes), in text. */
+static void read_text(const char *path, char *text, size_t size)
+{
+    FILE *in = fopen(path, "r");
+    size_t n = in ? fread(text, 1, size - 1, in) : 0;
+    text[n] = '\0';
+    if (in)
+        fclose(in);
+}
+
 /* Auto advance with nothing to move to while a unit waits: reported. */
 static int awaits(void *arg, void **value)
 {
@@ -172,11 +182,7 @@ START_TEST(stuck_pool_is_reported)
     bool told = false;
     char text[4096] = {0};
     for (int i = 0; i < 10000 && !told; i++) {
-        FILE *in = fopen(path, "r");
-        size_t n = in ? fread(text, 1, sizeof(text) - 1, in) : 0;
-        text[n] = '\0';
-        if (in)
-            fclose(in);
+        read_text(path, text, sizeof(text));
         told = strstr(text, "virtual time cannot move on") != NULL;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
@@ -188,6 +194,8 @@ START_TEST(stuck_pool_is_reported)
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
+    /* all of it now: the loop may have read the line before the dump */
+    read_text(path, text, sizeof(text));
     unlink(path);
     ck_assert_msg(told, "%s", text);
     ck_assert_msg(strstr(text, "blocked in a wait"), "%s", text); /* dump */
