@@ -378,7 +378,8 @@ START_TEST(watchdog_reports_a_long_unit)
     fut_task_opts o = {.name = "slow step"};
     fut_future *f = fut_spawn_with(pool, &o, task_gate, &g);
     gate_wait_arrived(&g, 1);
-    bool told = file_shows(path, "worker");
+    /* the report, then its dump's worker line: taken while the unit runs */
+    bool told = file_shows(path, "units completed here");
     gate_open(&g);
     ck_assert_int_eq(await_rc(f), 0);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
@@ -433,7 +434,9 @@ START_TEST(watchdog_reports_all_workers_blocked)
     fut_future *pf;
     ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
     fut_future *f = fut_spawn(pool, task_awaits, pf);
-    bool told = file_shows(path, "every worker is blocked in a wait");
+    /* the report, then its dump's frame line: taken while it waits */
+    bool told = file_shows(path, "every worker is blocked in a wait") &&
+                file_shows(path, "\n    in a wait: ");
     ck_assert_int_eq(fut_promise_resolve(p, (void *)3), 0);
     void *v;
     ck_assert_int_eq(fut_await(f, &v), 0);
