@@ -1,7 +1,7 @@
 /*
  * Per-thread caches of small blocks. Each thread has one free list per
- * size class (56, 88 and 120 bytes: the sizes that fill glibc's 64-, 96-
- * and 128-byte chunks exactly); fut__free pushes on the freeing thread's
+ * size class (56, 88, 120 and 136 bytes: the sizes that fill glibc's
+ * 64-, 96-, 128- and 144-byte chunks exactly); fut__free pushes on the freeing thread's
  * list and fut__alloc pops from the allocating thread's list, with no
  * lock and no locked instruction.
  *
@@ -38,7 +38,7 @@ static void drain(fut_cache *c)
 }
 
 #if FUT_CACHE_MAX
-static const size_t class_size[FUT_CLASSES] = {56, 88, 120};
+static const size_t class_size[FUT_CLASSES] = {56, 88, 120, 136};
 
 #define BATCH       (FUT_CACHE_MAX / 2)
 #define CENTRAL_MAX 64

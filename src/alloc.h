@@ -19,12 +19,16 @@
 #define FUT_CACHE_MAX 512
 #endif
 
-/* The size classes: the sizes that fill glibc's 64-, 96- and 128-byte
- * chunks exactly. */
-#define FUT_CLASSES 3
+/* The size classes: the sizes that fill glibc's 64-, 96-, 128- and
+ * 144-byte chunks exactly. */
+#define FUT_CLASSES 4
 static inline int fut__alloc_class(size_t size)
 {
-    return size <= 56 ? 0 : size <= 88 ? 1 : size <= 120 ? 2 : -1;
+    return size <= 56    ? 0
+           : size <= 88  ? 1
+           : size <= 120 ? 2
+           : size <= 136 ? 3
+                         : -1;
 }
 
 typedef struct fut_block {
@@ -57,7 +61,7 @@ void fut__free_slow(void *p, size_t size);
 void *fut__alloc(size_t size);
 void fut__free(void *p, size_t size);
 #else
-/* A block of size bytes (any size; classes up to 120 bytes are cached),
+/* A block of size bytes (any size; classes up to 136 bytes are cached),
  * uninitialized; NULL when out of memory. */
 static inline void *fut__alloc(size_t size)
 {

@@ -53,6 +53,16 @@ uint64_t fut__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+FUT_TLS uint64_t fut__tl_id_next, fut__tl_id_end;
+
+void fut__id_block(void)
+{
+    static atomic_uint_least64_t next = 1;
+    fut__tl_id_next = atomic_fetch_add_explicit(&next, FUT_ID_BLOCK,
+                                                memory_order_relaxed);
+    fut__tl_id_end = fut__tl_id_next + FUT_ID_BLOCK;
+}
+
 /* "<name>-<suffix>", the name cut at a character boundary so that the
  * whole fits the 15 bytes a thread name may have. */
 void fut__thread_name(char out[16], const char *name, const char *suffix)

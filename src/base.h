@@ -137,6 +137,29 @@ _Noreturn void fut__misuse(const char *call, const void *handle,
 
 /* CLOCK_MONOTONIC, in nanoseconds. */
 uint64_t fut__now_ns(void);
+/* The same clock as the kernel last ticked it (CLOCK_MONOTONIC_COARSE:
+ * a few ms behind, and a fifth of the cost): when a unit started, for
+ * dumps and the watchdog. */
+static inline uint64_t fut__coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Unit ids: 1, 2, ... unique in the process (0: none). Each thread takes
+ * a block of FUT_ID_BLOCK at a time from one shared counter, so ids are
+ * increasing on each thread, and a new one costs no shared write but
+ * once per block. */
+#define FUT_ID_BLOCK 1024
+extern FUT_TLS uint64_t fut__tl_id_next, fut__tl_id_end;
+void fut__id_block(void);
+static inline uint64_t fut__new_id(void)
+{
+    if (__builtin_expect(fut__tl_id_next == fut__tl_id_end, 0))
+        fut__id_block();
+    return fut__tl_id_next++;
+}
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 int fut__cond_init_monotonic(pthread_cond_t *cv);
 /* "<name><suffix>" cut at a character boundary to fit a thread name. */

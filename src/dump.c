@@ -75,21 +75,31 @@ static const char *kind_name(int kind)
 /* What one worker is doing. */
 #define WAITS_MAX 8 /* waits shown per worker */
 
+typedef struct wait_view {
+    fut_fn fn;            /* the waiting unit's function */
+    uint64_t id, waits_id; /* its id, and the id of what it waits for */
+    unsigned nwaits;      /* what it waits for: see fut_frame */
+} wait_view;
+
 typedef struct worker_view {
     fut_fn fn;
-    fut_fn waiting[WAITS_MAX]; /* units in a wait, the innermost first */
+    uint64_t id;
+    wait_view waiting[WAITS_MAX]; /* units in a wait, the innermost first */
     unsigned nwaiting, depth;
     char name[32];
     uint64_t units; /* completed on this worker */
     long long queued;
     const char *state;
-    double running_ms; /* at least this long (the monitor's sample); -1 */
+    double running_ms; /* how long it has run fn; -1: nothing */
 } worker_view;
 
-void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32])
+void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, uint64_t *id,
+                         uint64_t *since, char name[32])
 {
     fut_local *l = &pool->local[i];
     *fn = atomic_load_explicit(&l->running, memory_order_relaxed);
+    *id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
+    *since = atomic_load_explicit(&l->since, memory_order_relaxed);
     uint64_t words[4];
     for (int k = 0; k < 4; k++)
         words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
@@ -102,14 +112,20 @@ static void view_worker(fut_pool *pool, size_t i, const bool *parked,
 {
     fut_local *l = &pool->local[i];
     fut_sched_worker *w = &pool->sched.workers[i];
-    fut__worker_running(pool, i, &v->fn, v->name);
+    uint64_t since;
+    fut__worker_running(pool, i, &v->fn, &v->id, &since, v->name);
     unsigned d = atomic_load_explicit(&l->depth, memory_order_acquire);
     v->depth = d;
     v->nwaiting = 0;
     for (unsigned k = d < FUT_FRAMES ? d : FUT_FRAMES;
-         k-- > 0 && v->nwaiting < WAITS_MAX;)
-        v->waiting[v->nwaiting++] =
-            atomic_load_explicit(&l->frame[k].fn, memory_order_relaxed);
+         k-- > 0 && v->nwaiting < WAITS_MAX;) {
+        const fut_frame *fr = &l->frame[k];
+        v->waiting[v->nwaiting++] = (wait_view){
+            atomic_load_explicit(&fr->fn, memory_order_relaxed),
+            atomic_load_explicit(&fr->id, memory_order_relaxed),
+            atomic_load_explicit(&fr->waits_id, memory_order_relaxed),
+            atomic_load_explicit(&fr->nwaits, memory_order_relaxed)};
+    }
     long long done = atomic_load_explicit(&l->stat[STAT_COMPLETED],
                                           memory_order_relaxed);
     v->units = done < 0 ? 0 : (uint64_t)done;
@@ -117,11 +133,8 @@ static void view_worker(fut_pool *pool, size_t i, const bool *parked,
     size_t b = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
     v->queued = (long long)(b - t) < 0 ? 0 : (long long)(b - t);
     v->running_ms = -1;
-    if (pool->monitor && v->fn &&
-        atomic_load_explicit(&l->seen_fn, memory_order_relaxed) == v->fn) {
-        uint64_t since =
-            atomic_load_explicit(&l->seen_since, memory_order_relaxed);
-        uint64_t now = fut__now_ns();
+    if (v->fn) {
+        uint64_t now = fut__coarse_ns();
         v->running_ms = now > since ? (double)(now - since) / 1e6 : 0.0;
     }
     v->state = parked && parked[i]     ? "idle"
@@ -153,15 +166,23 @@ static void write_text(FILE *out, fut_pool *pool, const fut_pool_stats *st,
             fut__write_fn_name(out, v[i].fn);
             if (v[i].name[0])
                 fprintf(out, " \"%s\"", v[i].name);
-            if (v[i].running_ms >= 0)
-                fprintf(out, " for %.0f ms or more", v[i].running_ms);
+            if (v[i].id)
+                fprintf(out, " #%llu", (unsigned long long)v[i].id);
+            fprintf(out, " for %.0f ms", v[i].running_ms);
         }
         fprintf(out, "; %llu unit%s completed here, %lld queued on it\n",
                 (unsigned long long)v[i].units, v[i].units == 1 ? "" : "s",
                 v[i].queued);
         for (unsigned k = 0; k < v[i].nwaiting; k++) {
+            const wait_view *wv = &v[i].waiting[k];
             fputs(k ? "    under it, in a wait: " : "    in a wait: ", out);
-            fut__write_fn_name(out, v[i].waiting[k]);
+            fut__write_fn_name(out, wv->fn);
+            if (wv->id)
+                fprintf(out, " #%llu", (unsigned long long)wv->id);
+            if (wv->waits_id)
+                fprintf(out, ", for #%llu", (unsigned long long)wv->waits_id);
+            else if (wv->nwaits > 1)
+                fprintf(out, ", for any of %u", wv->nwaits);
             fputc('\n', out);
         }
         if (v[i].depth > v[i].nwaiting)
@@ -227,19 +248,21 @@ static void write_json(FILE *out, fut_pool *pool, const fut_pool_stats *st,
             fut__write_fn_name(out, v[i].fn);
             fputs("\",\"name\":\"", out);
             fut__write_escaped(out, v[i].name);
-            fputc('"', out);
+            fprintf(out, "\",\"id\":%llu,\"running_ms\":%.0f",
+                    (unsigned long long)v[i].id, v[i].running_ms);
         } else {
-            fputs("null,\"name\":null", out);
+            fputs("null,\"name\":null,\"id\":0", out);
         }
-        if (v[i].running_ms >= 0)
-            fprintf(out, ",\"running_ms_at_least\":%.3f", v[i].running_ms);
         fprintf(out, ",\"units\":%llu,\"queued\":%lld,\"waits\":%u,"
                      "\"waiting\":[",
                 (unsigned long long)v[i].units, v[i].queued, v[i].depth);
         for (unsigned k = 0; k < v[i].nwaiting; k++) {
-            fputs(k ? ",\"" : "\"", out);
-            fut__write_fn_name(out, v[i].waiting[k]);
-            fputc('"', out);
+            const wait_view *wv = &v[i].waiting[k];
+            fputs(k ? ",{\"function\":\"" : "{\"function\":\"", out);
+            fut__write_fn_name(out, wv->fn);
+            fprintf(out, "\",\"id\":%llu,\"for_id\":%llu,\"for_any_of\":%u}",
+                    (unsigned long long)wv->id,
+                    (unsigned long long)wv->waits_id, wv->nwaits);
         }
         fputs("]}", out);
     }
@@ -315,101 +338,110 @@ int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags)
 
 /* ---- Cycles of waits -------------------------------------------------- */
 
-/* A frame, as worker * FUT_FRAMES + index. */
-typedef struct frame_walk {
-    fut_pool *pool;
-    size_t threads;
-    unsigned char *seen; /* one byte per frame */
-    uint32_t *todo;      /* frames to look at: twice as many slots */
-    size_t len;
-} frame_walk;
+/* The question: would the caller's wait (its frame `me`, the top one on
+ * its worker) never end? A frame cannot resume while the frame above it
+ * on its worker has not returned, nor before what it waits for
+ * completes: one future or group (fut_join_all shows a frame per future
+ * it waits for), or any one of several (fut_await_any). A future cannot
+ * complete while the unit running it is stuck in a frame; the caller's
+ * own unit, and the units it runs below it, not before the caller
+ * returns. The frames that can never resume are the largest set S in
+ * which every frame has the frame above it in S, or waits for a target
+ * held in S (for an any-of wait: every one of its targets); a target is
+ * held in S when a frame of a unit running it is in S (or, for the
+ * caller's own units, when me is). The walk starts with every frame in S
+ * and takes out, until nothing changes, each frame that has neither;
+ * the wait never ends when me is left. What cannot be known counts as
+ * able to move on: a target no frame runs (queued, running, a promise,
+ * a continuation not run yet, another pool's unit), a wait for something
+ * else, more than FUT_FRAME_ANY futures, or more than WALK_MAX frames in
+ * all. Frames are read once, each field as it is at that moment; their
+ * pointers are only compared. */
+#define WALK_MAX 256
 
-/* Pools up to this many workers walk in the stack (a transient frame:
- * the walk is over before the wait blocks); larger ones allocate. */
-#define WALK_STACK_THREADS 16
+typedef struct walk_node {
+    const void *unit;
+    const void *waits[FUT_FRAME_ANY];
+    unsigned nwaits;
+    bool above; /* the next node is the frame above it, on its worker */
+    bool in;    /* in S */
+} walk_node;
 
-static unsigned frames_of(fut_local *l)
+static bool held(const walk_node *nodes, size_t n, size_t me, const void *t)
 {
-    unsigned d = atomic_load_explicit(&l->depth, memory_order_acquire);
-    return d < FUT_FRAMES ? d : FUT_FRAMES;
+    if (fut__mine(t))
+        return nodes[me].in;
+    for (size_t m = 0; m < n; m++)
+        if (nodes[m].in && nodes[m].unit == t)
+            return true;
+    return false;
 }
 
-/* Queues every frame that runs unit. */
-static void push_runners(frame_walk *fw, const void *unit)
+static bool cycle_once(fut_pool *pool, const fut_frame *me_frame)
 {
-    for (size_t i = 0; i < fw->threads; i++) {
-        fut_local *l = &fw->pool->local[i];
-        unsigned d = frames_of(l);
-        for (unsigned k = 0; k < d; k++)
-            if (atomic_load_explicit(&l->frame[k].unit, memory_order_relaxed) ==
-                unit)
-                fw->todo[fw->len++] = (uint32_t)(i * FUT_FRAMES + k);
-    }
-}
-
-/* Whether, in the calling worker's pool, a chain of "runs below" and
- * "waits for" leads from the frames running f back to frame me: then me
- * waiting for f waits for itself. A frame depends on the frame above it
- * on its worker (it resumes once that one returns) and on the units
- * running the future it waits for. Reads other workers' frames as they
- * are at this moment: their pointers are only compared. */
-static bool cycle_once(fut_pool *pool, const fut_frame *me, const void *f)
-{
-    frame_walk fw = {pool, pool->sched.threads, NULL, NULL, 0};
-    size_t frames = fw.threads * FUT_FRAMES;
-    unsigned char seen[WALK_STACK_THREADS * FUT_FRAMES];
-    uint32_t todo[WALK_STACK_THREADS * FUT_FRAMES * 2];
-    bool small = fw.threads <= WALK_STACK_THREADS;
-    if (small) {
-        memset(seen, 0, frames);
-        fw.seen = seen;
-        fw.todo = todo;
-    } else { /* a walk that cannot get memory finds no cycle */
-        fw.seen = calloc(frames, 1);
-        fw.todo = malloc(frames * 2 * sizeof(uint32_t));
-    }
-    bool cycle = false;
-    if (!fw.seen || !fw.todo)
-        goto out;
-    push_runners(&fw, f);
-    while (fw.len && !cycle) {
-        size_t node = fw.todo[--fw.len];
-        if (fw.seen[node])
-            continue;
-        fw.seen[node] = 1;
-        size_t i = node / FUT_FRAMES, k = node % FUT_FRAMES;
+    walk_node nodes[WALK_MAX];
+    size_t n = 0, me = WALK_MAX;
+    for (size_t i = 0; i < pool->sched.threads; i++) {
         fut_local *l = &pool->local[i];
-        if (&l->frame[k] == me) {
-            cycle = true;
-            break;
+        /* seq_cst, as the push's store: of two units pushing frames at
+         * once, at least one sees the other's */
+        unsigned d = atomic_load(&l->depth);
+        d = d < FUT_FRAMES ? d : FUT_FRAMES;
+        if (n + d > WALK_MAX)
+            return false; /* too many to look at: no cycle found */
+        for (unsigned k = 0; k < d; k++, n++) {
+            const fut_frame *fr = &l->frame[k];
+            walk_node *x = &nodes[n];
+            x->unit = atomic_load_explicit(&fr->unit, memory_order_relaxed);
+            x->nwaits = atomic_load_explicit(&fr->nwaits, memory_order_relaxed);
+            if (x->nwaits > FUT_FRAME_ANY)
+                x->nwaits = 0;
+            for (unsigned j = 0; j < x->nwaits; j++)
+                x->waits[j] =
+                    atomic_load_explicit(&fr->waits[j], memory_order_relaxed);
+            x->above = k + 1 < d;
+            x->in = true;
+            if (fr == me_frame)
+                me = n;
         }
-        unsigned d = frames_of(l);
-        if (k >= d)
-            continue; /* it returned meanwhile */
-        if (k + 1 < d && fw.len < frames * 2)
-            fw.todo[fw.len++] = node + 1; /* the frame above it */
-        const void *g = atomic_load(&l->frame[k].waits);
-        if (g && fw.len + frames <= frames * 2)
-            push_runners(&fw, g);
     }
-out:
-    if (!small) {
-        free(fw.seen);
-        free(fw.todo);
+    if (me == WALK_MAX)
+        return false; /* not seen: too deep to show */
+    for (bool changed = true; changed && nodes[me].in;) {
+        changed = false;
+        for (size_t m = 0; m < n; m++) {
+            walk_node *x = &nodes[m];
+            if (!x->in || (x->above && nodes[m + 1].in))
+                continue;
+            bool stuck = x->nwaits > 0;
+            for (unsigned j = 0; j < x->nwaits && stuck; j++)
+                stuck = held(nodes, n, me, x->waits[j]);
+            if (!stuck)
+                x->in = false, changed = true;
+        }
     }
-    return cycle;
+    return nodes[me].in;
+}
+
+static bool all_pending(fut_future *const futs[], size_t n)
+{
+    for (size_t j = 0; futs && j < n; j++)
+        if (fut__is_ready(futs[j]))
+            return false;
+    return true;
 }
 
 bool fut__wait_closes_cycle(fut_frame *me, const void *target,
-                            const fut_future *f)
+                            fut_future *const futs[], size_t n)
 {
+    (void)target; /* the frame shows it */
     fut_sched_worker *w = fut__sched_any_self();
     fut_pool *pool = (fut_pool *)(void *)w->sched; /* sched is its first */
-    if (!cycle_once(pool, me, target))
+    if (!cycle_once(pool, me))
         return false;
-    /* Seen again a moment later, with f still pending: the units of a
-     * real cycle cannot move, while a chain read from frames changing
-     * under us (a wait ending, a unit returning) does not last. */
+    /* Seen again a moment later, with the futures still pending: the
+     * units of a real cycle cannot move, while a chain read from frames
+     * changing under us (a wait ending, a unit returning) does not last. */
     sched_yield();
-    return !(f && fut__is_ready(f)) && cycle_once(pool, me, target);
+    return all_pending(futs, n) && cycle_once(pool, me);
 }

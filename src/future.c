@@ -45,9 +45,24 @@ static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
 static fut_future s_inherited = STATIC_FUTURE(EOWNERDEAD);
 static fut_future s_empty = STATIC_FUTURE(0);
 
-static FUT_TLS fut_future *tl_current;          /* the unit running here */
-static FUT_TLS const atomic_bool *tl_cancelled; /* or a child's group's  */
-static FUT_TLS bool tl_in_user;                 /* inside a unit's code  */
+/* The innermost mark of this thread (fut_user_mark), NULL outside user
+ * code: the units it runs, nested (one run on top of another's wait, or
+ * taken back by its awaiter), are the chain of marks, from it outward.
+ * One thread-local word, so that marking a unit costs one load and one
+ * store of it. */
+static FUT_TLS const fut_user_mark *tl_mark;
+
+/* The unit running here (NULL: none, or not a future's). */
+static inline fut_future *cur_unit(void)
+{
+    return tl_mark ? tl_mark->current : NULL;
+}
+
+/* A group child's group flag, when a group child runs here. */
+static inline const atomic_bool *cur_cancelled(void)
+{
+    return tl_mark ? tl_mark->cancelled : NULL;
+}
 
 static bool has_extra(const fut_future *f);
 
@@ -82,11 +97,12 @@ static inline fut_local *my_local(void)
     return tl_local;
 }
 
-/* A unit on a worker (fut__wait_frame checks) about to wait for f:
- * pushes a frame for it (for dumps, and the cycle checks of waits). NULL
- * when the worker is FUT_FRAMES waits deep: counted, not shown. The frame
- * is published with seq_cst, as the cycle check reads others' frames. */
-fut_frame *fut__frame_push(const void *f)
+/* A unit on a worker (fut__wait_frame checks) about to wait: pushes a
+ * frame for it (for dumps, and the cycle checks of waits). NULL when the
+ * worker is FUT_FRAMES waits deep: counted, not shown. The frame is
+ * published with seq_cst, as the cycle check reads others' frames. */
+fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
+                           size_t n)
 {
     fut_local *l = my_local();
     unsigned d = atomic_load_explicit(&l->depth, memory_order_relaxed);
@@ -96,12 +112,24 @@ fut_frame *fut__frame_push(const void *f)
                               atomic_load_explicit(&l->running,
                                                    memory_order_relaxed),
                               memory_order_relaxed);
+        atomic_store_explicit(&fr->id,
+                              atomic_load_explicit(&l->running_id,
+                                                   memory_order_relaxed),
+                              memory_order_relaxed);
         /* a group's child stands for its group (its cancel flag), which
          * is what fut_group_wait waits for */
-        const void *unit = tl_current ? (const void *)tl_current
-                                      : (const void *)tl_cancelled;
+        const void *unit = cur_unit() ? (const void *)cur_unit()
+                                      : (const void *)cur_cancelled();
         atomic_store_explicit(&fr->unit, unit, memory_order_relaxed);
-        atomic_store_explicit(&fr->waits, f, memory_order_relaxed);
+        unsigned k = !futs ? 1 : n <= FUT_FRAME_ANY ? (unsigned)n : 0;
+        for (unsigned i = 0; i < k; i++)
+            atomic_store_explicit(&fr->waits[i],
+                                  futs ? (const void *)futs[i] : target,
+                                  memory_order_relaxed);
+        atomic_store_explicit(&fr->nwaits, k, memory_order_relaxed);
+        atomic_store_explicit(&fr->waits_id,
+                              futs && n == 1 ? fut__id_of(futs[0]) : 0,
+                              memory_order_relaxed);
     }
     atomic_store(&l->depth, d + 1);
     return fr;
@@ -115,45 +143,41 @@ void fut__frame_pop(void)
                                 1);
 }
 
-/* Shows, for fut_pool_dump, that worker share l runs fn, with name
- * (NULL: none); returns what to give unshow() once it has returned. A
- * unit without a name stores nothing but fn, unless the one below it
- * had a name, which it clears (cleared: unshow puts it back). */
-typedef struct shown_unit {
-    fut_fn fn;    /* what l showed before */
-    bool cleared; /* the name of the unit below was taken down */
-    bool named;   /* this unit showed a name */
-} shown_unit;
-
-static inline __attribute__((always_inline)) shown_unit
-show(fut_local *l, fut_fn fn, const char *name)
+/* Shows, for fut_pool_dump and the watchdog, that worker share l runs
+ * fn, unit id (0: none), with name (NULL: none), from now on; keeps in m
+ * what to give unshow() once it has returned. A unit without a name
+ * stores no name, unless the one below it had one, which it clears
+ * (m->cleared: unshow puts it back). Returns whether it shows a name. */
+static inline __attribute__((always_inline)) bool
+show(fut_local *l, fut_user_mark *m, fut_fn fn, uint64_t id, const char *name)
 {
-    shown_unit before = {
-        atomic_load_explicit(&l->running, memory_order_relaxed), false,
-        name != NULL};
+    m->fn = atomic_load_explicit(&l->running, memory_order_relaxed);
+    m->id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
+    m->since = atomic_load_explicit(&l->since, memory_order_relaxed);
+    m->cleared = false;
     atomic_store_explicit(&l->running, fn, memory_order_relaxed);
+    atomic_store_explicit(&l->running_id, id, memory_order_relaxed);
+    atomic_store_explicit(&l->since, fut__coarse_ns(), memory_order_relaxed);
     if (__builtin_expect(name || l->named, 0)) {
-        before.cleared = !name;
+        m->cleared = !name;
         show_name(l, name);
     }
-    return before;
+    return name != NULL;
 }
 
-/* After the unit has returned, and tl_current is the unit below again. */
-static inline __attribute__((always_inline)) void unshow(fut_local *l,
-                                                         shown_unit before)
+/* After the unit has returned, and the mark below is the innermost
+ * again. */
+static inline __attribute__((always_inline)) void
+unshow(fut_local *l, const fut_user_mark *m, bool named)
 {
-    atomic_store_explicit(&l->running, before.fn, memory_order_relaxed);
-    if (__builtin_expect(before.cleared || before.named, 0)) {
-        const fut_future *below = tl_current;
+    atomic_store_explicit(&l->running, m->fn, memory_order_relaxed);
+    atomic_store_explicit(&l->running_id, m->id, memory_order_relaxed);
+    atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
+    if (__builtin_expect(m->cleared || named, 0)) {
+        const fut_future *below = cur_unit();
         show_name(l, below && has_extra(below) ? below->extra->name : NULL);
     }
 }
-
-/* The innermost mark of this thread: the units it runs, nested (one run
- * on top of another's wait, or taken back by its awaiter), are the chain
- * of marks' `current`, from tl_current outward. */
-static FUT_TLS const fut_user_mark *tl_mark;
 
 /* fut__user_begin and _end, inlined into this file's hot paths (which
  * show their unit themselves). m lives in the caller's frame until
@@ -161,28 +185,22 @@ static FUT_TLS const fut_user_mark *tl_mark;
 static inline __attribute__((always_inline)) void
 user_begin(fut_user_mark *m, fut_future *current, const atomic_bool *cancelled)
 {
-    m->current = tl_current;
-    m->cancelled = tl_cancelled;
-    m->in_user = tl_in_user;
+    m->current = current;
+    m->cancelled = cancelled;
     m->outer = tl_mark;
     tl_mark = m;
-    tl_current = current;
-    tl_cancelled = cancelled;
-    tl_in_user = true;
 }
 
 static inline __attribute__((always_inline)) void
 user_end(const fut_user_mark *m)
 {
-    tl_current = m->current;
-    tl_cancelled = m->cancelled;
-    tl_in_user = m->in_user;
     tl_mark = m->outer;
 }
 
 bool fut__runs_below(const fut_future *f)
 {
-    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+    for (const fut_user_mark *m = tl_mark ? tl_mark->outer : NULL; m;
+         m = m->outer)
         if (m->current == f)
             return true;
     return false;
@@ -190,23 +208,50 @@ bool fut__runs_below(const fut_future *f)
 
 bool fut__group_runs_below(const atomic_bool *group)
 {
-    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+    for (const fut_user_mark *m = tl_mark ? tl_mark->outer : NULL; m;
+         m = m->outer)
         if (m->cancelled == group)
             return true;
     return false;
 }
 
+bool fut__mine(const void *target)
+{
+    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+        if ((const void *)m->current == target ||
+            (const void *)m->cancelled == target)
+            return true;
+    return false;
+}
+
+uint64_t fut__id_of(const fut_future *f)
+{
+    return f->kind == KIND_TASK || f->kind == KIND_THEN ? f->id : 0;
+}
+
+uint64_t fut_id(const fut_future *f)
+{
+    if (!f)
+        return 0;
+    FUT_CHECK_FUTURE(f, "fut_id");
+    return fut__id_of(f);
+}
+
+uint64_t fut_current_id(void)
+{
+    const fut_user_mark *m = tl_mark;
+    return !m ? 0 : m->current ? m->current->id : m->unit_id;
+}
+
 /* For group.c's units: no future's, and not among the hottest. */
 void fut__user_begin(fut_user_mark *m, const atomic_bool *cancelled,
-                     fut_fn fn)
+                     fut_fn fn, uint64_t id)
 {
     fut_local *l = my_local();
-    shown_unit before = {NULL, false, false};
     if (l)
-        before = show(l, fn, NULL);
+        show(l, m, fn, id, NULL);
     user_begin(m, NULL, cancelled);
-    m->fn = before.fn;
-    m->cleared = before.cleared;
+    m->unit_id = id;
 }
 
 void fut__user_end(const fut_user_mark *m)
@@ -214,7 +259,7 @@ void fut__user_end(const fut_user_mark *m)
     user_end(m);
     fut_local *l = my_local();
     if (l)
-        unshow(l, (shown_unit){m->fn, m->cleared, false});
+        unshow(l, m, false);
 }
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
@@ -306,6 +351,8 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     f->pool = pool;
     if (kind == KIND_THEN || kind == KIND_TIMEOUT)
         f->input = NULL;
+    if (kind == KIND_TASK || kind == KIND_THEN)
+        f->id = fut__new_id();
     if (pool)
         fut__pool_ref_take(pool);
     return f;
@@ -797,7 +844,7 @@ call_traced(fut_future *f, void **value, fut_trace_lane *lane)
     int error = call(f, value);
     uint64_t end = fut__now_ns();
     fut__trace_record(lane, unit_fn(f), has_extra(f) ? f->extra->name : NULL,
-                      f->kind, start, end + 2);
+                      f->id, f->kind, start, end + 2);
     tl_flow_at = end + 1; /* the completion's arrows start in the slice */
     return error;
 }
@@ -859,18 +906,18 @@ HOT void execute(fut_future *f, bool shown)
     void *value = NULL;
     fut_pool *pool = f->pool;
     fut_local *l = shown ? fut__local(pool) : NULL;
-    shown_unit before = {NULL, false, false};
-    if (l)
-        before = show(l, unit_fn(f),
-                      __builtin_expect(has_extra(f), 0) ? f->extra->name : NULL);
     fut_user_mark saved;
+    bool named = false;
+    if (l)
+        named = show(l, &saved, unit_fn(f), f->id,
+                     __builtin_expect(has_extra(f), 0) ? f->extra->name : NULL);
     user_begin(&saved, f, NULL);
     fut_trace_lane *lane = fut__trace_lane(pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
     user_end(&saved);
     if (l)
-        unshow(l, before);
+        unshow(l, &saved, named);
     if (pool) {
         if (!shown)
             l = fut__local(pool);
@@ -952,27 +999,29 @@ bool fut__run_own(fut_future *f)
  * one). */
 bool fut__in_unit(void)
 {
-    return tl_in_user;
+    return tl_mark != NULL;
 }
 
 bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group)
 {
-    return (f && f == tl_current) || (group && group == tl_cancelled);
+    return (f && f == cur_unit()) || (group && group == cur_cancelled());
 }
 
 bool fut_cancel_requested(void)
 {
-    if (tl_cancelled) /* a group child */
-        return atomic_load(tl_cancelled);
-    if (tl_current && tl_current->pool &&
-        atomic_load_explicit(&tl_current->pool->cancel_all,
+    const fut_user_mark *m = tl_mark;
+    if (m && m->cancelled) /* a group child */
+        return atomic_load(m->cancelled);
+    fut_future *current = m ? m->current : NULL;
+    if (current && current->pool &&
+        atomic_load_explicit(&current->pool->cancel_all,
                              memory_order_relaxed))
         return true; /* its pool's shutdown is past its deadline */
-    if (!tl_current ||
-        !(atomic_load_explicit(&tl_current->state, memory_order_relaxed) &
+    if (!current ||
+        !(atomic_load_explicit(&current->state, memory_order_relaxed) &
           F_CANCEL))
         return false;
-    FUT_HAPPENS_AFTER(&tl_current->state);
+    FUT_HAPPENS_AFTER(&current->state);
     return true;
 }
 
@@ -1374,7 +1423,7 @@ static bool timer_take_back(fut_future *f)
     if (!fut__timer_remove(&f->pool->sched, &f->timer))
         return false;
     if (f->flags & FLAG_TRACED)
-        fut__trace_unit(f->pool, NULL, f->kind, f->fn.armed, fut__now_ns());
+        fut__trace_unit(f->pool, NULL, 0, f->kind, f->fn.armed, fut__now_ns());
     return true;
 }
 
@@ -1398,8 +1447,8 @@ void fut__timer_fired(fut_timer *timer)
     fut_future *f = CONTAINER(timer, fut_future, timer);
     fut_pool *pool = f->pool;
     if (pool->trace_path)
-        fut__trace_record(&pool->timer_trace, NULL, NULL, f->kind, f->fn.armed,
-                          fut__now_ns());
+        fut__trace_record(&pool->timer_trace, NULL, NULL, 0, f->kind,
+                          f->fn.armed, fut__now_ns());
     if (claim(f, PHASE_WAITING)) {
         bool timeout = f->kind == KIND_TIMEOUT;
         bool cancelled = atomic_load_explicit(&pool->cancel_all,

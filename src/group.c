@@ -64,6 +64,7 @@ struct group_child {
     fut_task_fn fn;
     void *arg;
     fut_group *group;
+    uint64_t id;
 };
 
 int fut_group_create(fut_pool *pool, fut_group **group)
@@ -137,6 +138,7 @@ static void child_run(fut_work *w)
     struct group_child *c = CONTAINER(w, struct group_child, work);
     fut_group *g = c->group;
     fut_task_fn fn = c->fn;
+    uint64_t id = c->id;
     void *arg = c->arg, *value = NULL;
     fut__free(c, sizeof(*c)); /* before the call: a spawn inside reuses it */
     fut_pool *pool = g->pool;
@@ -149,12 +151,13 @@ static void child_run(fut_work *w)
         return;
     }
     fut_user_mark saved;
-    fut__user_begin(&saved, &g->cancelled, (fut_fn)fn);
+    fut__user_begin(&saved, &g->cancelled, (fut_fn)fn, id);
     fut_trace_lane *lane = fut__trace_lane(pool);
     uint64_t start = lane ? fut__now_ns() : 0;
     int rc = fn(arg, &value);
     if (lane)
-        fut__trace_record(lane, (fut_fn)fn, NULL, KIND_TASK, start, fut__now_ns());
+        fut__trace_record(lane, (fut_fn)fn, NULL, id, KIND_TASK, start,
+                          fut__now_ns());
     fut__user_end(&saved);
     fut__stat_add(pool, STAT_COMPLETED, 1);
     if (rc)
@@ -174,7 +177,8 @@ int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
     if (!c)
         return ENOMEM;
     *c = (struct group_child){
-        .work.run = child_run, .fn = fn, .arg = arg, .group = g};
+        .work.run = child_run, .fn = fn, .arg = arg, .group = g,
+        .id = fut__new_id()};
     fut_pool *pool = g->pool;
     atomic_fetch_add_explicit(&g->pending, 2, memory_order_relaxed);
     fut__stat_add(pool, STAT_SPAWNED, 1);
@@ -218,7 +222,7 @@ int fut_group_wait(fut_group *group)
     /* A unit shows what it waits for, and looks for a cycle back to it
      * through the group's children (as fut_await does). */
     bool framed;
-    if (fut__wait_frame(&group->cancelled, NULL, &framed))
+    if (fut__wait_frame(&group->cancelled, NULL, 0, &framed))
         return EDEADLK;
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -266,6 +270,7 @@ struct range {
     fut_range_fn fn;
     void *arg;
     size_t begin, end, grain, chunks;
+    uint64_t id;            /* the calling unit's (fut_current_id) */
     atomic_size_t next;     /* the next chunk to claim        */
     atomic_size_t finished; /* chunks run or skipped          */
     atomic_int error;       /* the first chunk error          */
@@ -302,11 +307,12 @@ static void run_chunk(struct range *r, size_t i)
     size_t hi = r->end - lo > r->grain ? lo + r->grain : r->end;
     uint64_t start = pool->trace_path ? fut__now_ns() : 0;
     fut_user_mark saved;
-    fut__user_begin(&saved, NULL, (fut_fn)r->fn);
+    fut__user_begin(&saved, NULL, (fut_fn)r->fn, r->id);
     int rc = r->fn(r->arg, lo, hi);
     fut__user_end(&saved);
     if (pool->trace_path)
-        fut__trace_unit(pool, (fut_fn)r->fn, KIND_TASK, start, fut__now_ns());
+        fut__trace_unit(pool, (fut_fn)r->fn, r->id, KIND_TASK, start,
+                        fut__now_ns());
     fut__stat_add(pool, STAT_COMPLETED, 1);
     if (rc) {
         fut__stat_add(pool, STAT_FAILED, 1);
@@ -367,7 +373,8 @@ static int run_range(fut_pool *pool, size_t begin, size_t end, size_t grain,
                         .begin = begin,
                         .end = end,
                         .grain = grain,
-                        .chunks = n / grain + (n % grain != 0)};
+                        .chunks = n / grain + (n % grain != 0),
+                        .id = fut_current_id()};
     atomic_init(&r->refs, 1);
     atomic_init(&r->next, 0);
     atomic_init(&r->finished, 0);
@@ -440,7 +447,7 @@ static void join_run(fut_work *w)
 {
     struct join_job *job = CONTAINER(w, struct join_job, work);
     fut_user_mark saved;
-    fut__user_begin(&saved, NULL, (fut_fn)job->fn);
+    fut__user_begin(&saved, NULL, (fut_fn)job->fn, 0);
     job->error = job->fn(job->arg);
     fut__user_end(&saved);
     pthread_mutex_t *lock = job->lock;

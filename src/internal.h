@@ -127,7 +127,7 @@ typedef struct fut_extra {
 } fut_extra;
 
 /* 40 bytes of header, then what the kind needs: a promise's is 48 bytes,
- * a sleep 56, a task 80, a timeout 104, a continuation 120 (alloc.c's
+ * a sleep 56, a task 88, a timeout 112, a continuation 128 (alloc.c's
  * classes). */
 /* The checked build's marks of a future handle (FUT_CHECKED): LIVE from
  * creation until freed, then DEAD (and the memory is kept a while, see
@@ -147,7 +147,7 @@ struct fut_future {
     unsigned char on_pending; /* on its pool's pending list: pending_lock
                                  (a byte of its own: flags are read
                                  without the lock)                      */
-    unsigned char size;       /* bytes allocated (at most 120), for
+    unsigned char size;       /* bytes allocated (at most 136), for
                                  fut__free; 0 for a fut_all, which keeps
                                  its size itself                         */
     void *value;              /* written once before DONE               */
@@ -163,6 +163,7 @@ struct fut_future {
                                   TIMEOUT: armed                      */
     void *arg;                 /* TASK, THEN (the copy, with arg_size) */
     fut_extra *extra;          /* TASK, THEN with EXTRA: its options  */
+    uint64_t id;               /* TASK, THEN: the unit's (fut_id)     */
     fut_future *input;         /* THEN, TIMEOUT: the consumed input (for a
                                   chain that ran, the future it follows);
                                   the stripe lock once listening              */
@@ -204,11 +205,19 @@ typedef void (*fut_fn)(void); /* any function, for traces and dumps */
  * may wait in turn). Written by its worker only; read by fut_pool_dump,
  * the monitor and the cycle check of waits, from any thread (pointers
  * there are compared, never followed). */
+#define FUT_FRAME_ANY 4 /* fut_await_any targets a frame keeps */
 typedef struct fut_frame {
     _Atomic(fut_fn) fn;          /* what the waiting unit runs          */
-    _Atomic(const void *) unit;  /* its future; NULL: a group child, a
-                                    loop chunk, a fut_join branch      */
-    _Atomic(const void *) waits; /* the future it awaits                */
+    atomic_ullong id;            /* its id; 0: none                     */
+    _Atomic(const void *) unit;  /* its future; a group child's: its
+                                    group's flag; NULL: a loop chunk, a
+                                    fut_join branch                    */
+    atomic_ullong waits_id;      /* the id of waits[0] when a unit's    */
+    atomic_uint nwaits;          /* 1: waits for waits[0]; more: for any
+                                    one of waits[0..nwaits) (fut_await_any);
+                                    0: for something no unit completes  */
+    _Atomic(const void *) waits[FUT_FRAME_ANY]; /* futures, or a group's
+                                                   flag                */
 } fut_frame;
 
 #define FUT_FRAMES 64 /* waits kept per worker; deeper ones not shown */
@@ -218,6 +227,8 @@ typedef struct fut_frame {
 typedef struct fut_local {
     _Alignas(64) atomic_llong stat[STAT_COUNT];
     _Atomic(fut_fn) running;      /* the unit it runs now, or NULL      */
+    atomic_ullong running_id;     /* its id (0: none)                   */
+    atomic_ullong since;          /* when it started (fut__coarse_ns)   */
     bool named;                   /* name is not "": own                */
     size_t ref_budget; /* pool references held for futures made here */
     _Atomic uint64_t name[4];     /* that unit's name (fut_task_opts),
@@ -225,10 +236,6 @@ typedef struct fut_local {
     fut_trace_lane trace;
     atomic_uint depth;            /* waits in progress (may pass
                                      FUT_FRAMES)                        */
-    /* The monitor's sample (monitor.c), when the pool has one: since when
-     * (ns) the worker has shown seen_fn with no unit completed. */
-    _Atomic(fut_fn) seen_fn;
-    atomic_ullong seen_since;
     fut_frame frame[FUT_FRAMES];  /* [depth - 1]: the innermost wait    */
 } fut_local;
 
@@ -291,18 +298,19 @@ static inline bool fut__is_ready(const fut_future *f)
  * that this thread
  * is inside user code (see then_ready). */
 typedef struct fut_user_mark {
-    fut_future *current;          /* the unit below, or NULL            */
-    const atomic_bool *cancelled; /* a group child's: its group's flag */
-    const struct fut_user_mark *outer; /* the mark below               */
+    fut_future *current;          /* the unit, or NULL                  */
+    const atomic_bool *cancelled; /* a group child's: its group's flag  */
+    const struct fut_user_mark *outer; /* the mark below, or NULL       */
     fut_fn fn;                    /* what the worker showed before      */
+    uint64_t id, since;           /* ... its id, since when            */
     bool cleared;                 /* ... and took its name down         */
-    bool in_user;
+    uint64_t unit_id;             /* fut__user_begin's: the unit's id   */
 } fut_user_mark;
 /* Around a unit that is not a future's (a group child, a loop chunk, a
  * fut_join branch); also shows, for fut_pool_dump, that the calling
  * worker runs fn. m stays in the caller's frame until fut__user_end. */
 void fut__user_begin(fut_user_mark *m, const atomic_bool *cancelled,
-                     fut_fn fn);
+                     fut_fn fn, uint64_t id);
 void fut__user_end(const fut_user_mark *m);
 /* Whether f is a unit this thread runs below the current one (one it
  * took back, or helped on top of): waiting for it would wait for itself. */
@@ -427,27 +435,36 @@ typedef void (*fut_visit_fn)(void *ctx, fut_fn fn, const char *name,
 int fut__pending_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 int fut__timers_visit(fut_pool *pool, fut_visit_fn visit, void *ctx);
 
-/* dump.c: what worker i shows it runs (NULL: nothing) and its name. */
-void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, char name[32]);
-/* A unit on a worker about to wait for f (a future, or a group's cancel
- * flag) pushes a frame (fut_frame), and pops it after; push returns NULL
- * when the worker is too deep to show it (pop is still called). A group's
- * child's frame has its group's flag as its unit. */
-fut_frame *fut__frame_push(const void *f);
+/* dump.c: what worker i shows it runs (NULL: nothing), its id, since
+ * when (fut__coarse_ns) and its name. */
+void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, uint64_t *id,
+                         uint64_t *since, char name[32]);
+/* A unit on a worker about to wait pushes a frame (fut_frame) that shows
+ * what for: futs[0] (n == 1) or any one of futs[0..n) (fut_await_any),
+ * or, futs NULL, target (a group's cancel flag); it pops it after. push
+ * returns NULL when the worker is too deep to show it (pop is still
+ * called). A group's child's frame has its group's flag as its unit. */
+fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
+                           size_t n);
 void fut__frame_pop(void);
-/* wait.c: about to wait for target (a future, or a group's cancel flag;
- * f: target when a future, else NULL), a unit on a worker pushes its
- * frame and looks for a cycle of waits back to it: EDEADLK (nothing left
- * pushed), or 0 with *pushed saying whether to pop a frame after the
- * wait. Elsewhere: 0, nothing pushed. */
-int fut__wait_frame(const void *target, const fut_future *f, bool *pushed);
-/* Whether the unit of frame me (the caller's), which shows it waits for
- * target (a future, or a group's flag), would wait for itself: a cycle of
- * waits among the units its pool's workers run (dump.c). f: target when
- * it is a future (a cycle is only confirmed while f is pending), else
- * NULL. */
+/* wait.c: about to wait (target, futs and n as for fut__frame_push), a
+ * unit on a worker pushes its frame and looks for a cycle of waits back
+ * to it: EDEADLK (nothing left pushed), or 0 with *pushed saying whether
+ * to pop a frame after the wait. Elsewhere: 0, nothing pushed. */
+int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
+                    bool *pushed);
+/* Whether the unit of frame me (the caller's), which shows it waits (as
+ * above), would wait for itself: a cycle of waits among the units its
+ * pool's workers run (dump.c). A cycle is confirmed only while futs are
+ * all pending. */
 bool fut__wait_closes_cycle(fut_frame *me, const void *target,
-                            const fut_future *f);
+                            fut_future *const futs[], size_t n);
+/* Whether target (a future, or a group's cancel flag) is the unit this
+ * thread runs, or one it runs below it, or a group of which one of those
+ * is a child: it cannot complete before the caller returns. */
+bool fut__mine(const void *target);
+/* The unit id of f (a task's or continuation's), else 0. */
+uint64_t fut__id_of(const fut_future *f);
 
 /* monitor.c: the thread of stall_ms and dump_signal (fut_pool_config). */
 typedef struct fut_monitor fut_monitor;
@@ -456,8 +473,9 @@ void fut__monitor_stop(fut_pool *pool);
 
 /* trace.c */
 /* name: NULL, or a name given in the unit's options (copied). */
+/* id: the unit's (0: none). */
 void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
-                       int kind, uint64_t start, uint64_t end);
+                       uint64_t id, int kind, uint64_t start, uint64_t end);
 void fut__trace_write(fut_pool *pool);
 int fut__trace_write_to(fut_pool *pool, const char *path);
 void fut__trace_lane_init(fut_trace_lane *lane, size_t max);
@@ -472,7 +490,7 @@ void fut__write_fn_name(FILE *out, fut_fn fn);
 /* s, escaped as the inside of a JSON string. */
 void fut__write_escaped(FILE *out, const char *s);
 /* A unit's event on the caller's lane: its worker's, else the outside one. */
-void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
-                     uint64_t end);
+void fut__trace_unit(fut_pool *pool, fut_fn fn, uint64_t id, int kind,
+                     uint64_t start, uint64_t end);
 
 #endif /* FUT_INTERNAL_H */

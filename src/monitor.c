@@ -4,10 +4,9 @@
  * the signal arrives, and writes its trace so far when it traces (the
  * handler only posts a semaphore, which is async-signal-safe; the work
  * runs here, never in the handler), and
- * every stall_ms / 4 it samples what each worker runs (fut__user_begin
- * publishes it), to report on stderr:
- *  - a unit that has run for stall_ms or longer: the worker showed the
- *    same function and completed no unit in that time;
+ * every stall_ms / 4 it looks at what each worker runs and since when
+ * (each worker shows it, see show() in future.c), to report on stderr:
+ *  - a unit that has run for stall_ms or longer (once per unit);
  *  - a pool whose every worker is blocked in a wait while nothing is
  *    queued and no timer is pending: nothing inside the pool can end
  *    those waits. Only a thread outside the pool could (keeping a
@@ -45,11 +44,9 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* The last unit reported on a worker, so that it is reported once. */
 typedef struct sample {
-    fut_fn fn;
-    long long done;
-    uint64_t since;
-    bool told;
+    uint64_t id, since;
 } sample;
 
 struct fut_monitor {
@@ -58,42 +55,37 @@ struct fut_monitor {
     int slot;
     atomic_bool stop;
     uint64_t stall_ns; /* 0: no stall checks */
-    sample *samples;   /* per worker: the monitor thread's */
+    sample *told;      /* per worker: the monitor thread's */
     int all_blocked;   /* checks in a row that saw it */
 };
 
-/* Reports workers that ran one unit for stall_ms or more, and a pool
- * stuck in waits. */
+/* Reports workers that have run one unit for stall_ms or more, and a
+ * pool stuck in waits. */
 static void check(fut_monitor *m)
 {
     fut_pool *pool = m->pool;
     fut_sched *s = &pool->sched;
-    uint64_t now = fut__now_ns();
+    uint64_t now = fut__coarse_ns();
     bool told = false;
     for (size_t i = 0; i < s->threads; i++) {
-        sample *x = &m->samples[i];
         fut_fn fn;
+        uint64_t id, since;
         char name[32];
-        fut__worker_running(pool, i, &fn, name);
-        long long done = atomic_load_explicit(
-            &pool->local[i].stat[STAT_COMPLETED], memory_order_relaxed);
-        if (!fn || fn != x->fn || done != x->done)
-            *x = (sample){fn, done, now, false};
-        /* for the dump: how long this worker has run what it shows */
-        atomic_store_explicit(&pool->local[i].seen_since, x->since,
-                              memory_order_relaxed);
-        atomic_store_explicit(&pool->local[i].seen_fn, x->fn,
-                              memory_order_relaxed);
-        if (!fn || x->done != done || x->since == now)
+        fut__worker_running(pool, i, &fn, &id, &since, name);
+        sample *x = &m->told[i];
+        if (!fn || now < since || now - since < m->stall_ns ||
+            (x->id == id && x->since == since))
             continue;
-        if (x->told || now - x->since < m->stall_ns)
-            continue;
-        x->told = told = true;
+        *x = (sample){id, since};
+        told = true;
         fprintf(stderr, "fut: pool %s: worker %zu has run ", pool->name, i);
         fut__write_fn_name(stderr, fn);
-        fprintf(stderr, "%s%s%s for %.0f ms or more (stall_ms %.0f)\n",
-                name[0] ? " \"" : "", name, name[0] ? "\"" : "",
-                (double)(now - x->since) / 1e6, (double)m->stall_ns / 1e6);
+        fprintf(stderr, "%s%s%s", name[0] ? " \"" : "", name,
+                name[0] ? "\"" : "");
+        if (id)
+            fprintf(stderr, " #%llu", (unsigned long long)id);
+        fprintf(stderr, " for %.0f ms (stall_ms %.0f)\n",
+                (double)(now - since) / 1e6, (double)m->stall_ns / 1e6);
     }
     size_t blocked = 0;
     if (pthread_mutex_trylock(&s->sleep_lock) == 0) {
@@ -169,8 +161,8 @@ int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig)
     fut_monitor *m = calloc(1, sizeof(*m));
     if (!m)
         return ENOMEM;
-    m->samples = calloc(pool->sched.threads, sizeof(*m->samples));
-    if (!m->samples) {
+    m->told = calloc(pool->sched.threads, sizeof(*m->told));
+    if (!m->told) {
         free(m);
         return ENOMEM;
     }
@@ -211,7 +203,7 @@ int fut__monitor_start(fut_pool *pool, uint64_t stall_ms, int sig)
         atomic_store(&slots[m->slot].used, false);
     if (rc) {
         pool->monitor = NULL;
-        free(m->samples);
+        free(m->told);
         free(m);
         return rc;
     }
@@ -231,6 +223,6 @@ void fut__monitor_stop(fut_pool *pool)
     pthread_join(m->thread, NULL);
     atomic_store(&slots[m->slot].used, false);
     pool->monitor = NULL;
-    free(m->samples);
+    free(m->told);
     free(m);
 }

@@ -24,6 +24,7 @@ struct fut_trace_event {
     fut_fn fn;  /* the task or continuation; NULL for a timer or a flow */
     char *name; /* its name from its options (a copy), or NULL  */
     uint64_t start, end; /* a flow: its time in start, its id in end */
+    uint64_t id;         /* a unit's id (fut_id), 0: none            */
     int kind;            /* enum fut_kind, or TRACE_FLOW_OUT/_IN     */
 };
 
@@ -57,11 +58,11 @@ static void lane_push(fut_trace_lane *lane, fut_trace_event e)
 }
 
 void fut__trace_record(fut_trace_lane *lane, fut_fn fn, const char *name,
-                       int kind, uint64_t start, uint64_t end)
+                       uint64_t id, int kind, uint64_t start, uint64_t end)
 {
     /* Without memory for the name, the event keeps the function's. */
     char *copy = name ? strdup(name) : NULL;
-    lane_push(lane, (fut_trace_event){fn, copy, start, end, kind});
+    lane_push(lane, (fut_trace_event){fn, copy, start, end, id, kind});
 }
 
 /* The lane of the calling thread: its worker's, else the one that
@@ -73,15 +74,15 @@ static fut_trace_lane *lane_of(fut_pool *pool)
     return lane ? lane : &pool->outside_trace;
 }
 
-void fut__trace_unit(fut_pool *pool, fut_fn fn, int kind, uint64_t start,
-                     uint64_t end)
+void fut__trace_unit(fut_pool *pool, fut_fn fn, uint64_t id, int kind,
+                     uint64_t start, uint64_t end)
 {
-    fut__trace_record(lane_of(pool), fn, NULL, kind, start, end);
+    fut__trace_record(lane_of(pool), fn, NULL, id, kind, start, end);
 }
 
 void fut__trace_flow(fut_pool *pool, int kind, uint64_t id, uint64_t at)
 {
-    lane_push(lane_of(pool), (fut_trace_event){NULL, NULL, at, id, kind});
+    lane_push(lane_of(pool), (fut_trace_event){NULL, NULL, at, id, 0, kind});
 }
 
 void fut__trace_lane_init(fut_trace_lane *lane, size_t max)
@@ -171,8 +172,12 @@ static void write_lane(FILE *out, fut_trace_lane *lane, size_t tid,
                 fut__write_fn_name(out, e->fn);
             fprintf(out,
                     "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":1,\"tid\":%zu,"
-                    "\"ts\":%.3f,\"dur\":%.3f}",
+                    "\"ts\":%.3f,\"dur\":%.3f",
                     e->kind == KIND_THEN ? "then" : "task", tid, ts, dur);
+            if (e->id)
+                fprintf(out, ",\"args\":{\"id\":%llu}",
+                        (unsigned long long)e->id);
+            fputc('}', out);
         } else { /* timers overlap: async slices, one id each in the file */
             const char *name = e->kind == KIND_SLEEP ? "sleep" : "timeout";
             size_t id = ++*timer_ids;

@@ -182,13 +182,14 @@ static int outcome(fut_future *f, void **value)
     return f->error;
 }
 
-int fut__wait_frame(const void *target, const fut_future *f, bool *pushed)
+int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
+                    bool *pushed)
 {
     *pushed = fut__in_unit() && fut__sched_any_self();
     if (!*pushed)
         return 0;
-    fut_frame *me = fut__frame_push(target); /* NULL: too deep, yet pushed */
-    if (me && fut__wait_closes_cycle(me, target, f)) {
+    fut_frame *me = fut__frame_push(target, futs, n); /* NULL: too deep */
+    if (me && fut__wait_closes_cycle(me, target, futs, n)) {
         fut__frame_pop();
         *pushed = false;
         return EDEADLK;
@@ -206,7 +207,7 @@ static int wait_begin(fut_future *f, bool *pushed)
     if (fut__waits_for_itself(f, NULL) ||
         (fut__in_unit() && fut__runs_below(f)))
         return EDEADLK;
-    return fut__wait_frame(f, f, pushed);
+    return fut__wait_frame(NULL, &f, 1, pushed);
 }
 
 static void wait_end(bool pushed)
@@ -353,6 +354,22 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
     return 0;
 }
 
+/* fut_await_any's wait_begin: EDEADLK when every one of futs (none
+ * complete) is the caller's own unit or one it runs below it, or leads
+ * back to it through a cycle of waits. */
+static int any_begin(fut_future *const futs[], size_t n, bool *pushed)
+{
+    *pushed = false;
+    if (!fut__in_unit())
+        return 0;
+    bool mine = true;
+    for (size_t i = 0; i < n && mine; i++)
+        mine = fut__mine(futs[i]);
+    if (mine)
+        return EDEADLK;
+    return fut__wait_frame(NULL, futs, n, pushed);
+}
+
 int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
 {
     size_t i;
@@ -360,7 +377,11 @@ int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
         return EINVAL;
     if (inherited(futs, n))
         return EOWNERDEAD; /* even if another could complete: say so */
+    bool pushed = false;
+    if (!first_ready(futs, n, &i) && any_begin(futs, n, &pushed))
+        return EDEADLK;
     int rc = wait_for(futs, n, false, NULL, &i);
+    wait_end(pushed);
     if (!rc && index)
         *index = i;
     return rc;

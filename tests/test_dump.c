@@ -147,17 +147,27 @@ START_TEST(shows_running_named_unit)
     gate_init(&g);
     fut_task_opts o = {.name = "held \"at\" the gate"};
     fut_future *f = fut_spawn_with(pool, &o, task_gate, &g);
+    uint64_t id = fut_id(f);
+    ck_assert_uint_gt(id, 0);
     gate_wait_arrived(&g, 1);
+    usleep(40 * 1000); /* it has run 40 ms or more: the dump says so */
     char *text = dump(pool, false);
-    ck_assert_msg(strstr(text, "running, in ") &&
-                      strstr(text, "\"held \"at\" the gate\""),
-                  "%s", text);
+    char want[96];
+    snprintf(want, sizeof(want), "\"held \"at\" the gate\" #%llu for ",
+             (unsigned long long)id);
+    const char *at = strstr(text, want);
+    ck_assert_msg(strstr(text, "running, in ") && at, "%s", text);
+    ck_assert_msg(atoi(at + strlen(want)) >= 30, "%s", text); /* 4 ms ticks */
     ck_assert_ptr_nonnull(strstr(text, "accepting work"));
     free(text);
     text = dump(pool, true);
     ck_assert_msg(strstr(text, "\"name\":\"held \\\"at\\\" the gate\""), "%s",
                   text);
     ck_assert_ptr_nonnull(strstr(text, "\"state\":\"running\""));
+    snprintf(want, sizeof(want), "\"id\":%llu,\"running_ms\":",
+             (unsigned long long)id);
+    at = strstr(text, want);
+    ck_assert_msg(at && atoi(at + strlen(want)) >= 30, "%s", text);
     free(text);
     gate_open(&g);
     ck_assert_int_eq(await_rc(f), 0);
@@ -168,6 +178,40 @@ START_TEST(shows_running_named_unit)
     ck_assert_msg(!strstr(text, "running"), "%s", text);
     ck_assert_ptr_nonnull(strstr(text, "1 spawned, 1 completed (0 failed)"));
     free(text);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
+static int awaits_arg(void *arg, void **value)
+{
+    return fut_await(arg, value);
+}
+
+/* A unit in a wait shows its id and the id of the unit it waits for, in
+ * text and JSON. */
+START_TEST(shows_waits_with_ids)
+{
+    fut_pool *pool = pool_new(2);
+    gate g;
+    gate_init(&g);
+    fut_future *b = fut_spawn(pool, task_gate, &g);
+    gate_wait_arrived(&g, 1);
+    fut_future *a = fut_spawn(pool, awaits_arg, b);
+    char want[64];
+    snprintf(want, sizeof(want), "in a wait: 0x"); /* awaits_arg: static */
+    char *text = dump_until(pool, want);
+    snprintf(want, sizeof(want), " #%llu, for #%llu\n",
+             (unsigned long long)fut_id(a), (unsigned long long)fut_id(b));
+    ck_assert_msg(strstr(text, want), "%s", text);
+    free(text);
+    text = dump(pool, true);
+    snprintf(want, sizeof(want), "\"id\":%llu,\"for_id\":%llu,",
+             (unsigned long long)fut_id(a), (unsigned long long)fut_id(b));
+    ck_assert_msg(strstr(text, want), "%s", text);
+    free(text);
+    gate_open(&g);
+    ck_assert_int_eq(await_rc(a), 0);
+    ck_assert_int_eq(await_rc(b), 0);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
 }
 END_TEST
@@ -190,7 +234,8 @@ START_TEST(shows_group_child_by_symbol)
     ck_assert_int_eq(fut_group_spawn(grp, dump_child_blocks, &g), 0);
     gate_wait_arrived(&g, 1);
     char *text = dump(pool, false);
-    ck_assert_msg(strstr(text, "running, in dump_child_blocks; 0 units completed here"),
+    ck_assert_msg(strstr(text, "running, in dump_child_blocks #") &&
+                      strstr(text, " ms; 0 units completed here"),
                   "%s", text);
     free(text);
     gate_open(&g);
@@ -377,6 +422,9 @@ START_TEST(watchdog_reports_a_long_unit)
     gate_init(&g);
     fut_task_opts o = {.name = "slow step"};
     fut_future *f = fut_spawn_with(pool, &o, task_gate, &g);
+    char named[64]; /* its name and id */
+    snprintf(named, sizeof(named), " \"slow step\" #%llu for ",
+             (unsigned long long)fut_id(f));
     gate_wait_arrived(&g, 1);
     /* the report, then its dump's worker line: taken while the unit runs */
     bool told = file_shows(path, "units completed here");
@@ -386,13 +434,13 @@ START_TEST(watchdog_reports_a_long_unit)
     char *text = capture_end(saved, path);
     ck_assert_msg(told, "%s", text);
     ck_assert_msg(strstr(text, "fut: pool wd: worker ") &&
-                      strstr(text, " \"slow step\" for ") &&
-                      strstr(text, "ms or more (stall_ms 50)"),
+                      strstr(text, named) &&
+                      strstr(text, " ms (stall_ms 50)"),
                   "%s", text);
     ck_assert_msg(strstr(text, "fut pool \"wd\": 2 workers"), "%s", text);
-    /* the dump says how long, from the watchdog's sample */
-    ck_assert_msg(strstr(text, "\"slow step\" for ") &&
-                      strstr(text, " ms or more; 0 units completed here"),
+    /* the dump says how long */
+    ck_assert_msg(strstr(text, named) &&
+                      strstr(text, " ms; 0 units completed here"),
                   "%s", text);
     char *again = strstr(strstr(text, "has run") + 1,
                          "has run"); /* reported once per unit */
@@ -513,7 +561,7 @@ static Suite *dump_suite(void)
 {
     Suite *s = suite_create("dump");
     FUT_TCASE(s, "dump", json_validator_works, shows_running_named_unit,
-              shows_group_child_by_symbol, lists_timers_soonest_first,
+              shows_group_child_by_symbol, shows_waits_with_ids, lists_timers_soonest_first,
               lists_waiting_continuations, dump_from_inside_a_task,
               dump_bad_arguments);
     FUT_TCASE(s, "monitor", watchdog_reports_a_long_unit,

@@ -72,9 +72,9 @@ int traced_chunk(void *arg, size_t lo, size_t hi)
 
 static int traced_loop_task(void *arg, void **value)
 {
-    (void)value;
     fut_pool **pool = arg;
     static atomic_long inside;
+    *value = (void *)(uintptr_t)fut_current_id(); /* its own id */
     return fut_parallel_for(*pool, 0, 40, 10, traced_chunk, &inside);
 }
 
@@ -99,13 +99,24 @@ START_TEST(trace_groups_and_loops)
     ck_assert_int_eq(atomic_load(&sum), 80);
     /* from a worker: 4 chunks, and the task itself */
     fut_future *f = fut_spawn(pool, traced_loop_task, &pool);
-    ck_assert_int_eq(fut_await(f, NULL), 0);
+    void *v;
+    ck_assert_int_eq(fut_await(f, &v), 0);
+    uint64_t id = fut_id(f);
+    ck_assert_uint_eq((uintptr_t)v, id); /* fut_current_id inside it */
+    ck_assert_uint_eq(fut_current_id(), 0); /* no unit runs here */
     fut_release(f);
     ck_assert_int_eq(fut_pool_destroy(pool), 0);
     char *json = read_file(path);
     ck_assert_uint_eq(count(json, "\"name\":\"traced_task\""), 5);
     ck_assert_uint_eq(count(json, "\"name\":\"traced_chunk\""), 12);
     ck_assert_uint_eq(count(json, "\"ph\":\"X\""), 5 + 12 + 1);
+    /* ids: each group child's, and the task's, on its loop's 4 chunks
+     * too; the loop called from outside runs in no unit: no id */
+    ck_assert_uint_eq(count(json, "\"args\":{\"id\":"), 5 + 4 + 1);
+    char want[48];
+    snprintf(want, sizeof(want), "\"args\":{\"id\":%llu}",
+             (unsigned long long)id);
+    ck_assert_uint_eq(count(json, want), 4 + 1);
     ck_assert_ptr_nonnull(strstr(json, "\"dropped_events\":0"));
     unlink(path);
 }

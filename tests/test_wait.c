@@ -415,6 +415,109 @@ START_TEST(wait_cycles_are_edeadlk)
 }
 END_TEST
 
+/* ---- Cycles through fut_await_any -------------------------------------- */
+
+/* A task that waits for any of the two futures its slot's value holds,
+ * and returns that wait's result as its value. */
+static int await_any_other(void *slot, void **value)
+{
+    void *pair;
+    thread_check(fut_await(slot, &pair) == 0);
+    size_t i;
+    *value = (void *)(intptr_t)fut_await_any(pair, 2, &i);
+    return 0;
+}
+
+/* A waits for any of B and C, while B and C each await A: whichever
+ * closes the cycle last is told EDEADLK (every other wait then ends). On
+ * one worker the others run on top of the first one's wait; on three,
+ * each blocks on a worker of its own. */
+static void run_any_cycle(size_t threads)
+{
+    fut_pool *pool = pool_new(threads);
+    fut_promise *p[3];
+    fut_future *slot[3], *t[3];
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(fut_promise_create(pool, &p[i], &slot[i]), 0);
+        t[i] = fut_spawn(pool, i ? await_other : await_any_other, slot[i]);
+    }
+    fut_future *pair[2] = {t[1], t[2]};
+    ck_assert_int_eq(fut_promise_resolve(p[0], pair), 0);
+    ck_assert_int_eq(fut_promise_resolve(p[1], t[0]), 0);
+    ck_assert_int_eq(fut_promise_resolve(p[2], t[0]), 0);
+    int deadlocks = 0;
+    for (int i = 0; i < 3; i++) {
+        void *v;
+        ck_assert_int_eq(fut_await(t[i], &v), 0);
+        int rc = (int)(intptr_t)v;
+        ck_assert_msg(rc == 0 || rc == EDEADLK, "task %d: %s", i,
+                      fut_strerror(rc));
+        deadlocks += rc == EDEADLK;
+    }
+    ck_assert_int_ge(deadlocks, 1);
+    for (int i = 0; i < 3; i++) {
+        fut_release(t[i]);
+        fut_release(slot[i]);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+
+START_TEST(any_of_cycles_are_edeadlk)
+{
+    for (int round = 0; round < 10; round++)
+        for (size_t threads = 1; threads <= 3; threads++)
+            run_any_cycle(threads);
+}
+END_TEST
+
+static fut_future *_Atomic any_self;
+static fut_future *any_kept; /* a promise's future, kept by the test */
+static atomic_int any_rc[2];
+static atomic_size_t any_index;
+
+static int await_any_with_myself(void *arg, void **value)
+{
+    task_gate(arg, value);
+    fut_future *me = atomic_load(&any_self);
+    fut_future *both[2] = {me, me};
+    size_t i = 9;
+    atomic_store(&any_rc[0], fut_await_any(both, 2, &i));
+    /* its own future, or a promise: the promise may still be kept, so
+     * this wait is no cycle, and ends when the test keeps it */
+    fut_future *mine_or_kept[2] = {me, any_kept};
+    atomic_store(&any_rc[1], fut_await_any(mine_or_kept, 2, &i));
+    atomic_store(&any_index, i);
+    return 0;
+}
+
+/* fut_await_any is EDEADLK only when every one of its futures waits for
+ * the caller. */
+START_TEST(any_of_itself_is_edeadlk_only_when_all_are)
+{
+    fut_pool *pool = pool_new(2);
+    fut_promise *p;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &any_kept), 0);
+    gate g;
+    gate_init(&g);
+    fut_future *f = fut_spawn(pool, await_any_with_myself, &g);
+    atomic_store(&any_self, f);
+    gate_open(&g);
+    while (atomic_load(&any_rc[0]) == 0)
+        usleep(1000);
+    usleep(20 * 1000); /* in the second wait, which must not end yet */
+    ck_assert_int_eq(atomic_load(&any_rc[1]), 0);
+    ck_assert(!fut_is_ready(f));
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), 0);
+    ck_assert_int_eq(fut_await(f, NULL), 0);
+    ck_assert_int_eq(atomic_load(&any_rc[0]), EDEADLK);
+    ck_assert_int_eq(atomic_load(&any_rc[1]), 0);
+    ck_assert_uint_eq(atomic_load(&any_index), 1);
+    fut_release(f);
+    fut_release(any_kept);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 /* A parent spawns two children that await each other and awaits the
  * first: on one worker it takes the first back and runs it in place,
  * which takes the second back in turn; the second's wait for the first,
@@ -763,6 +866,8 @@ static Suite *wait_suite(void)
               no_lost_wakeup_one_thread, no_lost_wakeup_many_threads,
               timed_waits_race_completion, timed_wait_deadline_carries_a_second,
               waiting_for_yourself_is_edeadlk, wait_cycles_are_edeadlk,
+              any_of_cycles_are_edeadlk,
+              any_of_itself_is_edeadlk_only_when_all_are,
               waiting_for_the_unit_below_is_edeadlk, no_false_cycles,
               cycle_between_children_taken_back,
               spawn_prefers_idle_worker_over_waiting_one,

@@ -178,9 +178,9 @@ typedef struct fut_pool_config {
 
 /* The watchdog (stall_ms) and the dump signal run on one more thread,
  * "<name>-mon", made only when one of them is asked for. The watchdog
- * samples every stall_ms / 4 what each worker shows it runs: a worker
- * that showed the same function and completed nothing for stall_ms is
- * reported once per unit (a long unit, or one blocked in a wait). A pool
+ * looks every stall_ms / 4 at what each worker shows it runs, and since
+ * when: a unit that has run for stall_ms or more is reported once (a
+ * long unit, or one blocked in a wait), with its id. A pool
  * whose workers are all blocked in waits, with nothing queued and no
  * timer pending, seen twice in a row, is reported as a deadlock unless a
  * thread outside the pool completes what they wait for: the monitor
@@ -369,9 +369,10 @@ enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
  * a wait or looks for work; the function it runs, by its symbol where the
  * binary exports it, else its address, and its name from fut_task_opts
  * (a task that its awaiter took back and runs in place of waiting is
- * shown as that awaiter), and, when the pool has a monitor (stall_ms or
- * dump_signal), for how long at least, from its last sample; the units
- * in fut_await or fut_await_for on it, innermost first;
+ * shown as that awaiter), its id (fut_id) and for how long it has run (to
+ * the kernel's clock tick, a few ms); the units in a wait on it
+ * (fut_await, fut_join_all, fut_await_any, fut_group_wait, ...),
+ * innermost first, each with its id and the id of the unit it waits for;
  * the units it has completed, so two dumps a moment apart show a worker
  * that is stuck; the units queued on it); the 16 soonest timers, with when
  * they are due; and the continuations waiting on a promise, a fut_all or
@@ -389,6 +390,26 @@ FUT_API int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags);
 /** The calling thread's index (0..threads-1) when it is a pool worker,
  * -1 on any other thread. Never blocks. */
 FUT_API int fut_worker_index(void);
+
+/**
+ * The id of the unit f runs (a task of fut_spawn, or a continuation of
+ * fut_then, fut_catch, fut_finally or fut_chain): a number from 1 up,
+ * unique in the process, given when f is made and shown beside the unit's
+ * name in dumps ("#12"), traces (args.id) and the watchdog's reports. 0
+ * for f NULL and for futures that run no code of the caller's (promises,
+ * sleeps, timeouts, fut_all, fd waits, and futures failed at once). A
+ * group's children have ids too (seen only in dumps and traces), and
+ * fut_parallel_for's chunks show the id of the unit that called it. Ids
+ * made on one thread increase; each thread takes them 1024 at a time, so
+ * ids of units made on different threads do not say which came first.
+ * Never blocks.
+ */
+FUT_API uint64_t fut_id(const fut_future *f);
+
+/** The id of the unit running on the calling thread (see fut_id), or 0
+ * when it runs none (outside any unit, or in a fut_join branch that
+ * another worker took). Never blocks. */
+FUT_API uint64_t fut_current_id(void);
 
 /* ---- Making futures ---------------------------------------------------- */
 
@@ -594,10 +615,14 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
  * A), or cannot resume before the caller returns (a unit this worker runs
  * on top of the caller's own wait). Only a wait that must block looks for
  * such a cycle, which may also pass through groups (a unit waiting in
- * fut_group_wait for a group whose child waits for it); cycles through
- * promises, fut_await_any or other pools are not seen (the pool's
- * watchdog, stall_ms, reports their effect). Borrows f. On a
- * pool worker, runs queued work of that pool meanwhile.
+ * fut_group_wait for a group whose child waits for it) and fut_await_any
+ * (a unit waiting for any of several closes a cycle only when every one
+ * of them leads back). A promise is kept by whoever holds it, which the
+ * pool cannot know: a wait on a promise's future, or on a continuation
+ * that has not run yet, never counts as part of a cycle, nor does one
+ * through another pool (the pool's watchdog, stall_ms, reports their
+ * effect). Borrows f. On a pool worker, runs queued work of that pool
+ * meanwhile.
  */
 FUT_API int fut_await(fut_future *f, void **value);
 
@@ -633,8 +658,11 @@ FUT_API int fut_join_settled(fut_future *const futs[], size_t n, int errors[]);
  * Blocks until at least one of futs[0..n-1] has completed, whatever its
  * outcome, stores the lowest complete index in *index (index may be NULL)
  * and returns 0; read that future's outcome with fut_await. EINVAL (n == 0,
- * futs NULL, or a NULL entry); ENOMEM (no memory to wait on many futures).
- * Borrows the futures.
+ * futs NULL, or a NULL entry); ENOMEM (no memory to wait on many futures);
+ * EDEADLK, at once, when none is complete and every one of them waits for
+ * the caller (as fut_await: its own future, or through a cycle; cycles
+ * through other units are looked for, here and in their waits, when it
+ * waits for at most four futures). Borrows the futures.
  */
 FUT_API int fut_await_any(fut_future *const futs[], size_t n, size_t *index);
 
