@@ -45,23 +45,20 @@ static fut_future s_enomem = STATIC_FUTURE(ENOMEM);
 static fut_future s_inherited = STATIC_FUTURE(EOWNERDEAD);
 static fut_future s_empty = STATIC_FUTURE(0);
 
-/* The innermost mark of this thread (fut_user_mark), NULL outside user
- * code: the units it runs, nested (one run on top of another's wait, or
- * taken back by its awaiter), are the chain of marks, from it outward.
- * One thread-local word, so that marking a unit costs one load and one
- * store of it. */
-static FUT_TLS const fut_user_mark *tl_mark;
+/* One thread-local word (see internal.h), so that marking a unit costs
+ * one load and one store of it. */
+FUT_TLS const fut_user_mark *fut__tl_mark;
 
 /* The unit running here (NULL: none, or not a future's). */
 static inline fut_future *cur_unit(void)
 {
-    return tl_mark ? tl_mark->current : NULL;
+    return fut__tl_mark ? fut__tl_mark->current : NULL;
 }
 
 /* A group child's group flag, when a group child runs here. */
 static inline const atomic_bool *cur_cancelled(void)
 {
-    return tl_mark ? tl_mark->cancelled : NULL;
+    return fut__tl_mark ? fut__tl_mark->cancelled : NULL;
 }
 
 static bool has_extra(const fut_future *f);
@@ -146,34 +143,40 @@ void fut__frame_pop(void)
 /* Shows, for fut_pool_dump and the watchdog, that worker share l runs
  * fn, unit id (0: none), with name (NULL: none), from now on; keeps in m
  * what to give unshow() once it has returned. A unit without a name
- * stores no name, unless the one below it had one, which it clears
- * (m->cleared: unshow puts it back). Returns whether it shows a name. */
-static inline __attribute__((always_inline)) bool
+ * stores no name, unless the worker shows one (of a unit before it,
+ * which it clears). */
+static inline __attribute__((always_inline)) void
 show(fut_local *l, fut_user_mark *m, fut_fn fn, uint64_t id, const char *name)
 {
+    if (!FUT_INSPECT)
+        return;
     m->fn = atomic_load_explicit(&l->running, memory_order_relaxed);
-    m->id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
-    m->since = atomic_load_explicit(&l->since, memory_order_relaxed);
-    m->cleared = false;
+    if (__builtin_expect(m->fn != NULL, 0)) { /* on top of a unit's wait */
+        m->id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
+        m->since = atomic_load_explicit(&l->since, memory_order_relaxed);
+    }
+    if (__builtin_expect(name || l->named, 0)) /* before fn: no dump */
+        show_name(l, name);               /* shows fn with a stale name */
     atomic_store_explicit(&l->running, fn, memory_order_relaxed);
     atomic_store_explicit(&l->running_id, id, memory_order_relaxed);
-    atomic_store_explicit(&l->since, fut__coarse_ns(), memory_order_relaxed);
-    if (__builtin_expect(name || l->named, 0)) {
-        m->cleared = !name;
-        show_name(l, name);
-    }
-    return name != NULL;
+    if (FUT_STAMP)
+        atomic_store_explicit(&l->since, fut__coarse_ns(),
+                              memory_order_relaxed);
 }
 
 /* After the unit has returned, and the mark below is the innermost
- * again. */
+ * again. A worker that runs nothing keeps the last name it showed (the
+ * dump reads a name only beside a function, and the next show clears
+ * it); one back in the unit below shows that unit again. */
 static inline __attribute__((always_inline)) void
-unshow(fut_local *l, const fut_user_mark *m, bool named)
+unshow(fut_local *l, const fut_user_mark *m)
 {
+    if (!FUT_INSPECT)
+        return;
     atomic_store_explicit(&l->running, m->fn, memory_order_relaxed);
-    atomic_store_explicit(&l->running_id, m->id, memory_order_relaxed);
-    atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
-    if (__builtin_expect(m->cleared || named, 0)) {
+    if (__builtin_expect(m->fn != NULL, 0)) {
+        atomic_store_explicit(&l->running_id, m->id, memory_order_relaxed);
+        atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
         const fut_future *below = cur_unit();
         show_name(l, below && has_extra(below) ? below->extra->name : NULL);
     }
@@ -187,19 +190,19 @@ user_begin(fut_user_mark *m, fut_future *current, const atomic_bool *cancelled)
 {
     m->current = current;
     m->cancelled = cancelled;
-    m->outer = tl_mark;
-    tl_mark = m;
+    m->outer = fut__tl_mark;
+    fut__tl_mark = m;
 }
 
 static inline __attribute__((always_inline)) void
 user_end(const fut_user_mark *m)
 {
-    tl_mark = m->outer;
+    fut__tl_mark = m->outer;
 }
 
 bool fut__runs_below(const fut_future *f)
 {
-    for (const fut_user_mark *m = tl_mark ? tl_mark->outer : NULL; m;
+    for (const fut_user_mark *m = fut__tl_mark ? fut__tl_mark->outer : NULL; m;
          m = m->outer)
         if (m->current == f)
             return true;
@@ -208,7 +211,7 @@ bool fut__runs_below(const fut_future *f)
 
 bool fut__group_runs_below(const atomic_bool *group)
 {
-    for (const fut_user_mark *m = tl_mark ? tl_mark->outer : NULL; m;
+    for (const fut_user_mark *m = fut__tl_mark ? fut__tl_mark->outer : NULL; m;
          m = m->outer)
         if (m->cancelled == group)
             return true;
@@ -217,7 +220,7 @@ bool fut__group_runs_below(const atomic_bool *group)
 
 bool fut__mine(const void *target)
 {
-    for (const fut_user_mark *m = tl_mark; m; m = m->outer)
+    for (const fut_user_mark *m = fut__tl_mark; m; m = m->outer)
         if ((const void *)m->current == target ||
             (const void *)m->cancelled == target)
             return true;
@@ -239,7 +242,7 @@ uint64_t fut_id(const fut_future *f)
 
 uint64_t fut_current_id(void)
 {
-    const fut_user_mark *m = tl_mark;
+    const fut_user_mark *m = fut__tl_mark;
     return !m ? 0 : m->current ? m->current->id : m->unit_id;
 }
 
@@ -259,7 +262,7 @@ void fut__user_end(const fut_user_mark *m)
     user_end(m);
     fut_local *l = my_local();
     if (l)
-        unshow(l, m, false);
+        unshow(l, m);
 }
 
 /* A future's lock is one of a fixed set of mutexes, picked by address:
@@ -352,7 +355,7 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     if (kind == KIND_THEN || kind == KIND_TIMEOUT)
         f->input = NULL;
     if (kind == KIND_TASK || kind == KIND_THEN)
-        f->id = fut__new_id();
+        f->id = FUT_INSPECT ? fut__new_id() : 0;
     if (pool)
         fut__pool_ref_take(pool);
     return f;
@@ -907,17 +910,17 @@ HOT void execute(fut_future *f, bool shown)
     fut_pool *pool = f->pool;
     fut_local *l = shown ? fut__local(pool) : NULL;
     fut_user_mark saved;
-    bool named = false;
-    if (l)
-        named = show(l, &saved, unit_fn(f), f->id,
-                     __builtin_expect(has_extra(f), 0) ? f->extra->name : NULL);
+    if (l && __builtin_expect(has_extra(f), 0))
+        show(l, &saved, unit_fn(f), f->id, f->extra->name);
+    else if (l)
+        show(l, &saved, unit_fn(f), f->id, NULL);
     user_begin(&saved, f, NULL);
     fut_trace_lane *lane = fut__trace_lane(pool);
     int error = __builtin_expect(lane != NULL, 0) ? call_traced(f, &value, lane)
                                                   : call(f, &value);
     user_end(&saved);
     if (l)
-        unshow(l, &saved, named);
+        unshow(l, &saved);
     if (pool) {
         if (!shown)
             l = fut__local(pool);
@@ -995,13 +998,6 @@ bool fut__run_own(fut_future *f)
     return true;
 }
 
-/* Whether this thread is inside a unit's own code (not only completing
- * one). */
-bool fut__in_unit(void)
-{
-    return tl_mark != NULL;
-}
-
 bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group)
 {
     return (f && f == cur_unit()) || (group && group == cur_cancelled());
@@ -1009,7 +1005,7 @@ bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group)
 
 bool fut_cancel_requested(void)
 {
-    const fut_user_mark *m = tl_mark;
+    const fut_user_mark *m = fut__tl_mark;
     if (m && m->cancelled) /* a group child */
         return atomic_load(m->cancelled);
     fut_future *current = m ? m->current : NULL;

@@ -302,8 +302,7 @@ typedef struct fut_user_mark {
     const atomic_bool *cancelled; /* a group child's: its group's flag  */
     const struct fut_user_mark *outer; /* the mark below, or NULL       */
     fut_fn fn;                    /* what the worker showed before      */
-    uint64_t id, since;           /* ... its id, since when            */
-    bool cleared;                 /* ... and took its name down         */
+    uint64_t id, since;           /* ... its id, since when (when fn)   */
     uint64_t unit_id;             /* fut__user_begin's: the unit's id   */
 } fut_user_mark;
 /* Around a unit that is not a future's (a group child, a loop chunk, a
@@ -329,7 +328,16 @@ size_t fut__cancel_pending(fut_pool *pool);
 size_t fut__cancel_fd_waits(fut_pool *pool);
 /* The epoll thread: an fd wait is ready (io.c's fire). */
 void fut__io_fired(fut_io_item *it);
-bool fut__in_unit(void);
+/* The innermost mark of this thread (future.c), NULL outside user code:
+ * the units it runs, nested (one run on top of another's wait, or taken
+ * back by its awaiter), are the chain of marks, from it outward. */
+extern FUT_TLS const fut_user_mark *fut__tl_mark;
+/* Whether this thread is inside a unit's own code (not only completing
+ * one). */
+static inline bool fut__in_unit(void)
+{
+    return fut__tl_mark != NULL;
+}
 /* Whether waiting here for f, or for group's children (the group's
  * cancel flag), would be waiting for the very unit this thread runs. */
 bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group);
@@ -408,6 +416,21 @@ static inline void fut__pool_ref_drop(fut_pool *pool)
                                   memory_order_relaxed);
     }
 }
+
+/* 0 only to measure what seeing inside costs (fut-bench-noinspect and
+ * fut-bench-nostamp, see BENCHMARKS.md). FUT_INSPECT 0: no unit shows
+ * what it is, no id is made, no wait looks for a cycle. FUT_STAMP 0: no
+ * unit reads the clock when it starts (dumps cannot say for how long). */
+#ifdef FUT_NO_INSPECT
+#define FUT_INSPECT 0
+#else
+#define FUT_INSPECT 1
+#endif
+#if defined(FUT_NO_INSPECT) || defined(FUT_NO_STAMP)
+#define FUT_STAMP 0
+#else
+#define FUT_STAMP 1
+#endif
 
 /* The calling worker's trace buffer when the pool traces, else NULL. A
  * unit of a pool always runs on one of that pool's workers. */

@@ -185,7 +185,7 @@ static int outcome(fut_future *f, void **value)
 int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
                     bool *pushed)
 {
-    *pushed = fut__in_unit() && fut__sched_any_self();
+    *pushed = FUT_INSPECT && fut__in_unit() && fut__sched_any_self();
     if (!*pushed)
         return 0;
     fut_frame *me = fut__frame_push(target, futs, n); /* NULL: too deep */
@@ -204,8 +204,9 @@ int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
 static int wait_begin(fut_future *f, bool *pushed)
 {
     *pushed = false;
-    if (fut__waits_for_itself(f, NULL) ||
-        (fut__in_unit() && fut__runs_below(f)))
+    if (!FUT_INSPECT || !fut__in_unit()) /* no unit here: no cycle */
+        return 0;
+    if (fut__waits_for_itself(f, NULL) || fut__runs_below(f))
         return EDEADLK;
     return fut__wait_frame(NULL, &f, 1, pushed);
 }
@@ -276,7 +277,7 @@ static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
 {
     size_t pushed = 0;
     *cycle = false;
-    for (size_t i = 0; i < n && !*cycle; i++) {
+    for (size_t i = 0; i < n && !*cycle && fut__in_unit(); i++) {
         bool one = false;
         if (!fut__is_ready(futs[i]))
             *cycle = wait_begin(futs[i], &one) != 0;
