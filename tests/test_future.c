@@ -394,6 +394,39 @@ START_TEST(last_release_on_another_thread)
 }
 END_TEST
 
+/* Units have ids: from 1 up, increasing on one thread, unique; futures
+ * that run no code of the caller's have none (0). */
+START_TEST(units_have_ids)
+{
+    fut_pool *pool = pool_new(2);
+    ck_assert_uint_eq(fut_id(NULL), 0);
+    ck_assert_uint_eq(fut_current_id(), 0);
+    fut_future *a = fut_spawn(pool, task_value, (void *)1);
+    fut_future *b = fut_spawn(pool, task_value, (void *)2);
+    ck_assert_uint_gt(fut_id(a), 0);
+    ck_assert_uint_gt(fut_id(b), fut_id(a));
+    uint64_t ida = fut_id(a);
+    fut_future *c = fut_then(a, then_add, (void *)1); /* consumes a */
+    ck_assert_uint_gt(fut_id(c), fut_id(b));
+    ck_assert_uint_ne(fut_id(c), ida);
+    fut_promise *p;
+    fut_future *pf;
+    ck_assert_int_eq(fut_promise_create(pool, &p, &pf), 0);
+    fut_future *s = fut_sleep(pool, 1);
+    fut_future *bad = fut_spawn(NULL, task_value, NULL);
+    ck_assert_uint_eq(fut_id(pf), 0);
+    ck_assert_uint_eq(fut_id(s), 0);
+    ck_assert_uint_eq(fut_id(bad), 0);
+    ck_assert_int_eq(fut_promise_resolve(p, NULL), 0);
+    fut_future *all[4] = {b, c, pf, s};
+    ck_assert_int_eq(fut_join_all(all, 4), 0);
+    for (int i = 0; i < 4; i++)
+        fut_release(all[i]);
+    fut_release(bad);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 START_TEST(retain_release)
 {
     fut_pool *pool = pool_new(1);
@@ -1023,6 +1056,7 @@ static Suite *future_suite(void)
     Suite *s = suite_create("future");
     FUT_TCASE(s, "basics", spawn_value_and_error, makers_never_return_null,
               bad_arguments_to_waits, await_for_times_out, retain_release,
+              units_have_ids,
               strerror_names_codes);
     FUT_TCASE(s, "then", then_chains, failure_flows_forward,
               continuations_run_on_input_pool, long_failing_chain,
