@@ -360,6 +360,29 @@ static int join_other(void *slot, void **value)
     return 0;
 }
 
+/* Awaits the n tasks of a cycle (each gives its own wait's result as its
+ * value): every wait ended, with 0 or EDEADLK, and at least one was told
+ * EDEADLK. Then releases them and their slots, and destroys the pool. */
+static void await_cycle_told(fut_pool *pool, fut_future *t[],
+                             fut_future *slot[], int n)
+{
+    int deadlocks = 0;
+    for (int i = 0; i < n; i++) {
+        void *v;
+        ck_assert_int_eq(fut_await(t[i], &v), 0);
+        int rc = (int)(intptr_t)v;
+        ck_assert_msg(rc == 0 || rc == EDEADLK, "task %d: %s", i,
+                      fut_strerror(rc));
+        deadlocks += rc == EDEADLK;
+    }
+    ck_assert_int_ge(deadlocks, 1);
+    for (int i = 0; i < n; i++) {
+        fut_release(t[i]);
+        fut_release(slot[i]);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+
 static fut_task_fn cycle_task = await_other;
 
 /* n tasks, each awaiting the next (the last awaits the first): a cycle,
@@ -376,21 +399,7 @@ static void run_cycle(size_t threads, int n)
     }
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(fut_promise_resolve(p[i], t[(i + 1) % n]), 0);
-    int deadlocks = 0;
-    for (int i = 0; i < n; i++) {
-        void *v;
-        ck_assert_int_eq(fut_await(t[i], &v), 0);
-        int rc = (int)(intptr_t)v;
-        ck_assert_msg(rc == 0 || rc == EDEADLK, "task %d: %s", i,
-                      fut_strerror(rc));
-        deadlocks += rc == EDEADLK;
-    }
-    ck_assert_int_ge(deadlocks, 1);
-    for (int i = 0; i < n; i++) {
-        fut_release(t[i]);
-        fut_release(slot[i]);
-    }
-    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    await_cycle_told(pool, t, slot, n);
 }
 
 /* A awaits B while B awaits A: on two workers (each blocked in its
@@ -445,21 +454,7 @@ static void run_any_cycle(size_t threads)
     ck_assert_int_eq(fut_promise_resolve(p[0], pair), 0);
     ck_assert_int_eq(fut_promise_resolve(p[1], t[0]), 0);
     ck_assert_int_eq(fut_promise_resolve(p[2], t[0]), 0);
-    int deadlocks = 0;
-    for (int i = 0; i < 3; i++) {
-        void *v;
-        ck_assert_int_eq(fut_await(t[i], &v), 0);
-        int rc = (int)(intptr_t)v;
-        ck_assert_msg(rc == 0 || rc == EDEADLK, "task %d: %s", i,
-                      fut_strerror(rc));
-        deadlocks += rc == EDEADLK;
-    }
-    ck_assert_int_ge(deadlocks, 1);
-    for (int i = 0; i < 3; i++) {
-        fut_release(t[i]);
-        fut_release(slot[i]);
-    }
-    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+    await_cycle_told(pool, t, slot, 3);
 }
 
 START_TEST(any_of_cycles_are_edeadlk)
