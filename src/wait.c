@@ -27,6 +27,7 @@ typedef struct fut_waiter {
 struct wait_node {
     fut_listener l;
     fut_waiter *w;
+    fut_future *f; /* what it listens to */
 };
 
 static bool satisfied(void *arg)
@@ -91,25 +92,24 @@ static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
 }
 
 /* Blocks on w with listeners on futs until one has fired (all == false)
- * or every one that was pending has (all == true): 0, or ETIMEDOUT. */
+ * or every one that was pending has (all == true): 0, or ETIMEDOUT. The
+ * pending ones use nodes in order (as many as were pending at first). */
 static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
                     struct wait_node *nodes, const struct timespec *deadline)
 {
-    size_t scanned = 0, listening = 0;
+    size_t listening = 0;
     bool done = false;
-    while (scanned < n && !done) {
-        struct wait_node *node = &nodes[scanned];
+    for (size_t i = 0; i < n && !done; i++) {
+        if (all && fut__is_ready(futs[i])) /* no lock needed */
+            continue;
+        struct wait_node *node = &nodes[listening];
         node->l.fire = wait_fire;
         node->w = w;
-        if (all && fut__is_ready(futs[scanned])) { /* no lock needed */
-            node->w = NULL;
-            scanned++;
-        } else if (fut__listen(futs[scanned++], &node->l)) {
+        node->f = futs[i];
+        if (fut__listen(futs[i], &node->l))
             listening++;
-        } else {
-            node->w = NULL; /* complete already: never listened */
-            done = !all;    /* one complete is enough for "any" */
-        }
+        else
+            done = !all; /* complete already: one is enough for "any" */
     }
     fut_sched_worker *self = fut__sched_any_self();
     atomic_store(&w->want, all ? listening : 1);
@@ -119,8 +119,8 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
 
     /* Take back what has not fired; wait for the fires on their way. */
     size_t firing = 0;
-    for (size_t i = 0; i < scanned; i++)
-        if (nodes[i].w && !fut__unlisten(futs[i], &nodes[i].l))
+    for (size_t i = 0; i < listening; i++)
+        if (!fut__unlisten(nodes[i].f, &nodes[i].l))
             firing++;
     atomic_store(&w->want, firing);
     fut__sched_wait(self, &w->ctx, NULL, false);
@@ -135,10 +135,16 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
     if (!all && first_ready(futs, n, index))
         return 0;
 
+    size_t pending = n; /* a node each: those pending now, at most */
+    if (all) {
+        pending = 0;
+        for (size_t i = 0; i < n; i++)
+            pending += !fut__is_ready(futs[i]);
+    }
     struct wait_node stack_nodes[STACK_NODES];
     struct wait_node *nodes = stack_nodes;
-    if (n > STACK_NODES) {
-        nodes = calloc(n, sizeof(*nodes));
+    if (pending > STACK_NODES) {
+        nodes = malloc(pending * sizeof(*nodes));
         if (!nodes)
             return ENOMEM;
     }
@@ -305,10 +311,18 @@ static int join_wait(fut_future *const futs[], size_t n)
     size_t frames = join_begin(futs + first, n - first, &cycle);
     if (cycle)
         return EDEADLK;
-    /* Listening on the rest at once wakes this thread once, at the end;
-     * with no memory for that, wait for them one at a time. */
-    if (wait_for(futs + first, n - first, true, NULL, &i) == ENOMEM)
-        for (i = first; i < n; i++)
+    /* The last pending one first: units run about in the order they were
+     * queued, so once it is done most of the others are too, and those
+     * cost no listener (nor their completion a lock). Then the rest at
+     * once, which wakes this thread once, at the end; with no memory for
+     * that, one at a time. */
+    size_t last = n - 1;
+    while (fut__is_ready(futs[last]) && last > first)
+        last--;
+    wait_for(&futs[last], 1, false, NULL, &i); /* one: cannot fail */
+    if (last > first &&
+        wait_for(futs + first, last - first, true, NULL, &i) == ENOMEM)
+        for (i = first; i < last; i++)
             fut_await(futs[i], NULL);
     while (frames--)
         fut__frame_pop();

@@ -427,6 +427,52 @@ START_TEST(units_have_ids)
 }
 END_TEST
 
+struct keeper {
+    fut_promise *p[6];
+    const int *order;
+};
+
+static void *keep_in_order(void *arg)
+{
+    struct keeper *k = arg;
+    for (int i = 0; i < 6; i++) {
+        usleep(2000);
+        fut_promise_resolve(k->p[k->order[i]], (void *)(intptr_t)k->order[i]);
+    }
+    return NULL;
+}
+
+/* fut_join_all waits for the last pending future first, then for the rest
+ * at once: whatever order they complete in, it returns once all have. */
+START_TEST(join_all_in_any_completion_order)
+{
+    static const int orders[4][6] = {{5, 4, 3, 2, 1, 0},
+                                     {0, 1, 2, 3, 4, 5},
+                                     {2, 5, 0, 4, 1, 3},
+                                     {4, 3, 0, 1, 2, 5}};
+    fut_pool *pool = pool_new(2);
+    for (int o = 0; o < 4; o++) {
+        struct keeper k = {.order = orders[o]};
+        fut_future *fs[6];
+        for (int i = 0; i < 6; i++)
+            ck_assert_int_eq(fut_promise_create(pool, &k.p[i], &fs[i]), 0);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, keep_in_order, &k), 0);
+        ck_assert_int_eq(fut_join_all(fs, 6), 0);
+        for (int i = 0; i < 6; i++) {
+            ck_assert(fut_is_ready(fs[i]));
+            void *v;
+            ck_assert_int_eq(fut_await(fs[i], &v), 0);
+            ck_assert_int_eq((intptr_t)v, i);
+        }
+        pthread_join(t, NULL);
+        for (int i = 0; i < 6; i++)
+            fut_release(fs[i]);
+    }
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 START_TEST(retain_release)
 {
     fut_pool *pool = pool_new(1);
@@ -1072,6 +1118,7 @@ static Suite *future_suite(void)
               any_cancels_the_rest_and_arguments, join_settled_reports_each,
               all_values_gathers);
     FUT_TCASE(s, "all", all_and_join_all, all_of_nothing,
+              join_all_in_any_completion_order,
               all_releases_inputs_early, await_any_lowest_ready);
     FUT_TCASE(s, "threads", many_awaiters_see_the_same,
               last_release_on_another_thread);
