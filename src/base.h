@@ -86,6 +86,8 @@ enum fut_hook {
     FUT_HOOK_CANCEL_CLAIM, /* fut_cancel is about to claim f                  */
     FUT_HOOK_POOL_CLOSED,  /* destroy: closed, continuations not cancelled    */
     FUT_HOOK_FIRE,         /* f complete, its listeners detached, not fired   */
+    FUT_HOOK_SHOW,         /* a worker showing its unit: its start stored,
+                              not its id and function                      */
     FUT_HOOKS
 };
 void fut__hook_set(enum fut_hook hook, void (*fn)(void *arg));

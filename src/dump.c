@@ -97,9 +97,21 @@ void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, uint64_t *id,
                          uint64_t *since, char name[32])
 {
     fut_local *l = &pool->local[i];
-    *fn = atomic_load_explicit(&l->running, memory_order_relaxed);
-    *id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
-    *since = atomic_load_explicit(&l->since, memory_order_relaxed);
+    /* fn, id, since: the reverse of show()'s stores; then fn and id once
+     * more, unchanged, or the worker moved meanwhile: look again. Torn
+     * four times in a row: shown as running nothing, this time. */
+    for (int tries = 0;; tries++) {
+        *fn = atomic_load_explicit(&l->running, memory_order_acquire);
+        *id = atomic_load_explicit(&l->running_id, memory_order_acquire);
+        *since = atomic_load_explicit(&l->since, memory_order_acquire);
+        if (atomic_load_explicit(&l->running, memory_order_acquire) == *fn &&
+            atomic_load_explicit(&l->running_id, memory_order_relaxed) == *id)
+            break;
+        if (tries == 3) {
+            *fn = NULL;
+            break;
+        }
+    }
     uint64_t words[4];
     for (int k = 0; k < 4; k++)
         words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
@@ -409,7 +421,8 @@ static bool cycle_once(fut_pool *pool, const fut_frame *me_frame)
         return false; /* not seen: too deep to show */
     for (bool changed = true; changed && nodes[me].in;) {
         changed = false;
-        for (size_t m = 0; m < n; m++) {
+        for (size_t m = n; m-- > 0;) { /* top frames first: a worker's
+                                          stack clears in one pass */
             walk_node *x = &nodes[m];
             if (!x->in || (x->above && nodes[m + 1].in))
                 continue;

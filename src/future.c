@@ -154,14 +154,22 @@ show(fut_local *l, fut_user_mark *m, fut_fn fn, uint64_t id, const char *name)
     if (__builtin_expect(m->fn != NULL, 0)) { /* on top of a unit's wait */
         m->id = atomic_load_explicit(&l->running_id, memory_order_relaxed);
         m->since = atomic_load_explicit(&l->since, memory_order_relaxed);
+        /* nothing shown while this unit's id and start go in */
+        atomic_store_explicit(&l->running, NULL, memory_order_release);
     }
     if (__builtin_expect(name || l->named, 0)) /* before fn: no dump */
         show_name(l, name);               /* shows fn with a stale name */
-    atomic_store_explicit(&l->running, fn, memory_order_relaxed);
-    atomic_store_explicit(&l->running_id, id, memory_order_relaxed);
+    /* since, then id, then fn, each released: a reader that sees this fn
+     * (acquire) sees its id and since, and one that sees this id sees its
+     * since; it reads them the other way round, then fn and id again
+     * (fut__worker_running), so it never pairs a unit with an older
+     * start */
     if (FUT_STAMP)
         atomic_store_explicit(&l->since, fut__coarse_ns(),
                               memory_order_relaxed);
+    FUT_HOOK(FUT_HOOK_SHOW, l);
+    atomic_store_explicit(&l->running_id, id, memory_order_release);
+    atomic_store_explicit(&l->running, fn, memory_order_release);
 }
 
 /* After the unit has returned, and the mark below is the innermost
@@ -173,12 +181,15 @@ unshow(fut_local *l, const fut_user_mark *m)
 {
     if (!FUT_INSPECT)
         return;
-    atomic_store_explicit(&l->running, m->fn, memory_order_relaxed);
+    /* Back in the unit below: nothing shown while its older id and start
+     * go back, then its fn, as show() does. */
+    atomic_store_explicit(&l->running, NULL, memory_order_release);
     if (__builtin_expect(m->fn != NULL, 0)) {
-        atomic_store_explicit(&l->running_id, m->id, memory_order_relaxed);
-        atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
         const fut_future *below = cur_unit();
         show_name(l, below && has_extra(below) ? below->extra->name : NULL);
+        atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
+        atomic_store_explicit(&l->running_id, m->id, memory_order_release);
+        atomic_store_explicit(&l->running, m->fn, memory_order_release);
     }
 }
 

@@ -22,7 +22,8 @@ int fut__fault_sites(void);
 const char *fut__fault_site(int site, int *line);
 long fut__fault_live(void);
 /* src/base.h's test hooks, by number (enum fut_hook there) */
-enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED, HOOK_FIRE };
+enum { HOOK_THEN_READY, HOOK_CANCEL_CLAIM, HOOK_POOL_CLOSED, HOOK_FIRE,
+       HOOK_SHOW };
 void fut__hook_set(int hook, void (*fn)(void *arg));
 #ifdef FUT_CHECKED
 int fut__checked(int rc, int allowed, const char *call, const char *file,
@@ -624,6 +625,48 @@ START_TEST(timed_wait_outlasts_a_fire_on_its_way)
 }
 END_TEST
 
+/* A dump taken while a worker shows a new unit (its start stored, its id
+ * and function not yet) never pairs that unit with the start of an
+ * older one: the worker was idle 150 ms, and no dump may say a unit has
+ * run that long. */
+static fut_pool *show_pool;
+static atomic_int show_dumps, show_stale;
+
+static void dump_in_show(void *arg)
+{
+    (void)arg;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        return;
+    fut_pool_dump(show_pool, out, FUT_DUMP_JSON);
+    fclose(out);
+    const char *at = strstr(text, "\"running_ms\":");
+    if (at && atoi(at + strlen("\"running_ms\":")) >= 100)
+        atomic_store(&show_stale, 1);
+    atomic_fetch_add(&show_dumps, 1);
+    free(text);
+}
+
+START_TEST(dump_never_pairs_a_unit_with_an_older_start)
+{
+    show_pool = pool_new(1);
+    fut_future *f = fut_spawn(show_pool, task_value, NULL);
+    ck_assert_int_eq(await_rc(f), 0);
+    usleep(150 * 1000); /* idle: its last start is 150 ms old */
+    fut__hook_set(HOOK_SHOW, dump_in_show);
+    for (int i = 0; i < 5; i++) {
+        f = fut_spawn(show_pool, task_value, NULL);
+        ck_assert_int_eq(await_rc(f), 0);
+    }
+    fut__hook_set(HOOK_SHOW, NULL);
+    ck_assert_int_ge(atomic_load(&show_dumps), 5);
+    ck_assert_int_eq(atomic_load(&show_stale), 0);
+    ck_assert_int_eq(fut_pool_destroy(show_pool), 0);
+}
+END_TEST
+
 static fut_promise *late_promise;
 static void *resolve_late(void *arg)
 {
@@ -693,6 +736,7 @@ static Suite *faults_suite(void)
     FUT_TCASE(s, "hooks", cancel_loses_claim_to_resolve,
               then_cancelled_before_queued, then_refused_once_closed,
               timed_wait_outlasts_a_fire_on_its_way,
+              dump_never_pairs_a_unit_with_an_older_start,
               destroy_meets_a_fire_on_its_way);
     return s;
 }

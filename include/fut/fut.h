@@ -372,7 +372,8 @@ enum { FUT_DUMP_TEXT = 0, FUT_DUMP_JSON = 1 };
  * shown as that awaiter), its id (fut_id) and for how long it has run (to
  * the kernel's clock tick, a few ms); the units in a wait on it
  * (fut_await, fut_join_all, fut_await_any, fut_group_wait, ...),
- * innermost first, each with its id and the id of the unit it waits for;
+ * innermost first, each with its id and, when it waits for one task or
+ * continuation, that unit's id (for any of several: how many);
  * the units it has completed, so two dumps a moment apart show a worker
  * that is stuck; the units queued on it); the 16 soonest timers, with when
  * they are due; and the continuations waiting on a promise, a fut_all or
@@ -398,8 +399,8 @@ FUT_API int fut_worker_index(void);
  * name in dumps ("#12"), traces (args.id) and the watchdog's reports. 0
  * for f NULL and for futures that run no code of the caller's (promises,
  * sleeps, timeouts, fut_all, fd waits, and futures failed at once). A
- * group's children have ids too (seen only in dumps and traces), and
- * fut_parallel_for's chunks show the id of the unit that called it. Ids
+ * group's children have ids too (in dumps, traces and fut_current_id),
+ * and fut_parallel_for's chunks show the id of the unit that called it. Ids
  * made on one thread increase; each thread takes them 1024 at a time, so
  * ids of units made on different threads do not say which came first.
  * Never blocks.
@@ -407,8 +408,10 @@ FUT_API int fut_worker_index(void);
 FUT_API uint64_t fut_id(const fut_future *f);
 
 /** The id of the unit running on the calling thread (see fut_id), or 0
- * when it runs none (outside any unit, or in a fut_join branch that
- * another worker took). Never blocks. */
+ * when it runs none: outside any unit, or in a fut_join branch that runs
+ * apart from the unit that called fut_join (one another worker took, or
+ * both, when fut_join was called from a thread that is not one of the
+ * pool's workers). Never blocks. */
 FUT_API uint64_t fut_current_id(void);
 
 /* ---- Making futures ---------------------------------------------------- */
