@@ -53,14 +53,15 @@ uint64_t fut__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-FUT_TLS uint64_t fut__tl_id_next, fut__tl_id_end;
+FUT_TLS uint64_t fut__tl_id;
 
-void fut__id_block(void)
+/* The first id of a new block for the calling thread. */
+uint64_t fut__id_block(void)
 {
-    static atomic_uint_least64_t next = 1;
-    fut__tl_id_next = atomic_fetch_add_explicit(&next, FUT_ID_BLOCK,
-                                                memory_order_relaxed);
-    fut__tl_id_end = fut__tl_id_next + FUT_ID_BLOCK;
+    static atomic_uint_least64_t next = 0;
+    return atomic_fetch_add_explicit(&next, FUT_ID_BLOCK,
+                                     memory_order_relaxed) +
+           1;
 }
 
 /* "<name>-<suffix>", the name cut at a character boundary so that the

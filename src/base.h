@@ -149,18 +149,22 @@ static inline uint64_t fut__coarse_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Unit ids: 1, 2, ... unique in the process (0: none). Each thread takes
+/* Unit ids: unique in the process, never 0 (0: none). Each thread takes
  * a block of FUT_ID_BLOCK at a time from one shared counter, so ids are
  * increasing on each thread, and a new one costs no shared write but
- * once per block. */
+ * once per block. A block starts at a multiple of FUT_ID_BLOCK, which is
+ * not given out: reaching it means the block is used up (and a new
+ * thread's 0 means it has none yet). */
 #define FUT_ID_BLOCK 1024
-extern FUT_TLS uint64_t fut__tl_id_next, fut__tl_id_end;
-void fut__id_block(void);
+extern FUT_TLS uint64_t fut__tl_id;
+uint64_t fut__id_block(void);
 static inline uint64_t fut__new_id(void)
 {
-    if (__builtin_expect(fut__tl_id_next == fut__tl_id_end, 0))
-        fut__id_block();
-    return fut__tl_id_next++;
+    uint64_t id = fut__tl_id;
+    if (__builtin_expect(id % FUT_ID_BLOCK == 0, 0))
+        id = fut__id_block();
+    fut__tl_id = id + 1;
+    return id;
 }
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */
 int fut__cond_init_monotonic(pthread_cond_t *cv);

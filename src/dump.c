@@ -112,9 +112,16 @@ void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, uint64_t *id,
             break;
         }
     }
-    uint64_t words[4];
-    for (int k = 0; k < 4; k++)
-        words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
+    /* the name, when it is this unit's: its id before and after the
+     * words (show_name writes 0, the words, then the id) */
+    uint64_t words[4] = {0, 0, 0, 0};
+    if (*id && atomic_load_explicit(&l->name_id, memory_order_acquire) == *id) {
+        for (int k = 0; k < 4; k++)
+            words[k] = atomic_load_explicit(&l->name[k], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&l->name_id, memory_order_relaxed) != *id)
+            memset(words, 0, sizeof(words));
+    }
     memcpy(name, words, 32);
     name[31] = '\0';
 }

@@ -63,20 +63,19 @@ static inline const atomic_bool *cur_cancelled(void)
 
 static bool has_extra(const fut_future *f);
 
-/* Shows name (NULL: none) as the name of what worker share l runs now;
- * stores nothing when there was none and is none. */
-static void show_name(fut_local *l, const char *name)
+/* Shows name (not NULL) as the name of unit id on worker share l: the
+ * words, then the id they belong to (a dump shows them beside that id
+ * only). */
+static void show_name(fut_local *l, const char *name, uint64_t id)
 {
-    if (__builtin_expect(!name && !l->named, 1))
-        return;
     uint64_t words[4] = {0, 0, 0, 0};
-    if (name)
-        strncpy((char *)words, name, sizeof(words) - 1);
+    strncpy((char *)words, name, sizeof(words) - 1);
+    atomic_store_explicit(&l->name_id, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
     for (int i = 0; i < 4; i++)
         atomic_store_explicit(&l->name[i], words[i], memory_order_relaxed);
-    l->named = name != NULL;
+    atomic_store_explicit(&l->name_id, id, memory_order_release);
 }
-
 
 /* The calling worker's share of its pool (fut_local), or NULL: kept in
  * this thread's own storage, so that marking each unit reads no line of
@@ -143,12 +142,11 @@ void fut__frame_pop(void)
 /* Shows, for fut_pool_dump and the watchdog, that worker share l runs
  * fn, unit id (0: none), with name (NULL: none), from now on; keeps in m
  * what to give unshow() once it has returned. A unit without a name
- * stores no name, unless the worker shows one (of a unit before it,
- * which it clears). */
+ * writes no name: the dump shows one only beside the id it belongs to. */
 static inline __attribute__((always_inline)) void
 show(fut_local *l, fut_user_mark *m, fut_fn fn, uint64_t id, const char *name)
 {
-    if (!FUT_INSPECT)
+    if (!FUT_SHOW)
         return;
     m->fn = atomic_load_explicit(&l->running, memory_order_relaxed);
     if (__builtin_expect(m->fn != NULL, 0)) { /* on top of a unit's wait */
@@ -157,36 +155,36 @@ show(fut_local *l, fut_user_mark *m, fut_fn fn, uint64_t id, const char *name)
         /* nothing shown while this unit's id and start go in */
         atomic_store_explicit(&l->running, NULL, memory_order_release);
     }
-    if (__builtin_expect(name || l->named, 0)) /* before fn: no dump */
-        show_name(l, name);               /* shows fn with a stale name */
+    if (FUT_NAMES && __builtin_expect(name != NULL, 0))
+        show_name(l, name, id);
     /* since, then id, then fn, each released: a reader that sees this fn
      * (acquire) sees its id and since, and one that sees this id sees its
      * since; it reads them the other way round, then fn and id again
      * (fut__worker_running), so it never pairs a unit with an older
      * start */
-    if (FUT_STAMP)
-        atomic_store_explicit(&l->since, fut__coarse_ns(),
-                              memory_order_relaxed);
+    atomic_store_explicit(&l->since, fut__coarse_ns(), memory_order_relaxed);
     FUT_HOOK(FUT_HOOK_SHOW, l);
-    atomic_store_explicit(&l->running_id, id, memory_order_release);
+    if (FUT_NAMES)
+        atomic_store_explicit(&l->running_id, id, memory_order_release);
     atomic_store_explicit(&l->running, fn, memory_order_release);
 }
 
 /* After the unit has returned, and the mark below is the innermost
- * again. A worker that runs nothing keeps the last name it showed (the
- * dump reads a name only beside a function, and the next show clears
- * it); one back in the unit below shows that unit again. */
+ * again: a worker back in the unit below shows that unit again. */
 static inline __attribute__((always_inline)) void
 unshow(fut_local *l, const fut_user_mark *m)
 {
-    if (!FUT_INSPECT)
+    if (!FUT_SHOW)
         return;
     /* Back in the unit below: nothing shown while its older id and start
      * go back, then its fn, as show() does. */
     atomic_store_explicit(&l->running, NULL, memory_order_release);
     if (__builtin_expect(m->fn != NULL, 0)) {
         const fut_future *below = cur_unit();
-        show_name(l, below && has_extra(below) ? below->extra->name : NULL);
+        if (FUT_NAMES && below && has_extra(below) && below->extra->name &&
+            atomic_load_explicit(&l->name_id, memory_order_relaxed) !=
+                below->id) /* a named unit above wrote over its name */
+            show_name(l, below->extra->name, below->id);
         atomic_store_explicit(&l->since, m->since, memory_order_relaxed);
         atomic_store_explicit(&l->running_id, m->id, memory_order_release);
         atomic_store_explicit(&l->running, m->fn, memory_order_release);
@@ -366,7 +364,7 @@ HOT fut_future *future_new(fut_pool *pool, enum fut_kind kind, unsigned flags,
     if (kind == KIND_THEN || kind == KIND_TIMEOUT)
         f->input = NULL;
     if (kind == KIND_TASK || kind == KIND_THEN)
-        f->id = FUT_INSPECT ? fut__new_id() : 0;
+        f->id = FUT_NAMES ? fut__new_id() : 0;
     if (pool)
         fut__pool_ref_take(pool);
     return f;

@@ -178,7 +178,7 @@ int fut_group_spawn(fut_group *g, fut_task_fn fn, void *arg)
         return ENOMEM;
     *c = (struct group_child){
         .work.run = child_run, .fn = fn, .arg = arg, .group = g,
-        .id = FUT_INSPECT ? fut__new_id() : 0};
+        .id = FUT_NAMES ? fut__new_id() : 0};
     fut_pool *pool = g->pool;
     atomic_fetch_add_explicit(&g->pending, 2, memory_order_relaxed);
     fut__stat_add(pool, STAT_SPAWNED, 1);

@@ -229,10 +229,12 @@ typedef struct fut_local {
     _Atomic(fut_fn) running;      /* the unit it runs now, or NULL      */
     atomic_ullong running_id;     /* its id (0: none)                   */
     atomic_ullong since;          /* when it started (fut__coarse_ns)   */
-    bool named;                   /* name is not "": own                */
     size_t ref_budget; /* pool references held for futures made here */
-    _Atomic uint64_t name[4];     /* that unit's name (fut_task_opts),
-                                     cut to 31 bytes; "" when none      */
+    atomic_ullong name_id;        /* the unit whose name `name` holds
+                                     (0: none); a unit without a name
+                                     writes neither                     */
+    _Atomic uint64_t name[4];     /* its name (fut_task_opts), cut to 31
+                                     bytes                              */
     fut_trace_lane trace;
     atomic_uint depth;            /* waits in progress (may pass
                                      FUT_FRAMES)                        */
@@ -418,18 +420,19 @@ static inline void fut__pool_ref_drop(fut_pool *pool)
 }
 
 /* 0 only to measure what seeing inside costs (fut-bench-noinspect and
- * fut-bench-nostamp, see BENCHMARKS.md). FUT_INSPECT 0: no unit shows
- * what it is, no id is made, no wait looks for a cycle. FUT_STAMP 0: no
- * unit reads the clock when it starts (dumps cannot say for how long). */
+ * fut-bench-nonames, see BENCHMARKS.md). FUT_SHOW 0: no worker shows
+ * what it runs nor since when (FUT_NO_INSPECT, which also sets
+ * FUT_NAMES 0). FUT_NAMES 0: no id is made or shown, no name shown, no
+ * wait looks for a cycle (FUT_NO_NAMES). */
 #ifdef FUT_NO_INSPECT
-#define FUT_INSPECT 0
+#define FUT_SHOW 0
 #else
-#define FUT_INSPECT 1
+#define FUT_SHOW 1
 #endif
-#if defined(FUT_NO_INSPECT) || defined(FUT_NO_STAMP)
-#define FUT_STAMP 0
+#if defined(FUT_NO_INSPECT) || defined(FUT_NO_NAMES)
+#define FUT_NAMES 0
 #else
-#define FUT_STAMP 1
+#define FUT_NAMES 1
 #endif
 
 /* The calling worker's trace buffer when the pool traces, else NULL. A

@@ -191,7 +191,7 @@ static int outcome(fut_future *f, void **value)
 int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
                     bool *pushed)
 {
-    *pushed = FUT_INSPECT && fut__in_unit() && fut__sched_any_self();
+    *pushed = FUT_NAMES && fut__in_unit() && fut__sched_any_self();
     if (!*pushed)
         return 0;
     fut_frame *me = fut__frame_push(target, futs, n); /* NULL: too deep */
@@ -210,7 +210,7 @@ int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
 static int wait_begin(fut_future *f, bool *pushed)
 {
     *pushed = false;
-    if (!FUT_INSPECT || !fut__in_unit()) /* no unit here: no cycle */
+    if (!FUT_NAMES || !fut__in_unit()) /* no unit here: no cycle */
         return 0;
     if (fut__waits_for_itself(f, NULL) || fut__runs_below(f))
         return EDEADLK;

@@ -216,6 +216,51 @@ START_TEST(shows_waits_with_ids)
 }
 END_TEST
 
+/* A named unit that waits (a sleep) while its worker runs another named
+ * unit on top of the wait: the dump shows the one on top, then, once it
+ * has returned, the one below again, by name and id. */
+static gate inner_gate;
+static fut_future *_Atomic inner_unit;
+
+static int outer_waits(void *arg, void **value)
+{
+    fut_pool *pool = arg;
+    fut_task_opts o = {.name = "inner"};
+    fut_future *b = fut_spawn_with(pool, &o, task_gate, &inner_gate);
+    atomic_store(&inner_unit, b);
+    fut_future *nap = fut_sleep(pool, 300); /* helps: runs b on top */
+    int rc = fut_await(nap, value);
+    fut_release(nap);
+    return rc;
+}
+
+START_TEST(shows_the_unit_below_again)
+{
+    fut_pool *pool = pool_new(1);
+    gate_init(&inner_gate);
+    fut_task_opts o = {.name = "outer"};
+    fut_future *a = fut_spawn_with(pool, &o, outer_waits, pool);
+    gate_wait_arrived(&inner_gate, 1);
+    char want[64];
+    fut_future *b = atomic_load(&inner_unit);
+    snprintf(want, sizeof(want), "\"inner\" #%llu for",
+             (unsigned long long)fut_id(b));
+    char *text = dump(pool, false);
+    ck_assert_msg(strstr(text, want), "%s", text);
+    free(text);
+    gate_open(&inner_gate);
+    ck_assert_int_eq(fut_await(b, NULL), 0);
+    snprintf(want, sizeof(want), "\"outer\" #%llu for",
+             (unsigned long long)fut_id(a));
+    text = dump_until(pool, want);
+    ck_assert_msg(!strstr(text, "inner"), "%s", text);
+    free(text);
+    ck_assert_int_eq(await_rc(a), 0);
+    fut_release(b);
+    ck_assert_int_eq(fut_pool_destroy(pool), 0);
+}
+END_TEST
+
 /* Exported, so that the dump names it by its symbol. */
 int dump_child_blocks(void *arg, void **value);
 int dump_child_blocks(void *arg, void **value)
@@ -561,7 +606,8 @@ static Suite *dump_suite(void)
 {
     Suite *s = suite_create("dump");
     FUT_TCASE(s, "dump", json_validator_works, shows_running_named_unit,
-              shows_group_child_by_symbol, shows_waits_with_ids, lists_timers_soonest_first,
+              shows_group_child_by_symbol, shows_waits_with_ids,
+              shows_the_unit_below_again, lists_timers_soonest_first,
               lists_waiting_continuations, dump_from_inside_a_task,
               dump_bad_arguments);
     FUT_TCASE(s, "monitor", watchdog_reports_a_long_unit,
