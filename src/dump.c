@@ -375,72 +375,188 @@ int fut_pool_dump(fut_pool *pool, FILE *out, unsigned flags)
  * a continuation not run yet, another pool's unit), a wait for something
  * else, more than FUT_FRAME_ANY futures, or more than WALK_MAX frames in
  * all. Frames are read once, each field as it is at that moment; their
- * pointers are only compared. */
+ * pointers are only compared.
+ *
+ * Cost: the frames' units are read once and indexed; then only what the
+ * caller's wait depends on is followed. Unless that reaches a wait for
+ * one of the caller's own units, no chain leads back to it, and there is
+ * no cycle to look for (a deadlock among other units, which the caller's
+ * wait would join, is not reported to it): in nested fork-join, where
+ * every wait is for units further down, the walk ends there. */
 #define WALK_MAX 256
+#define WALK_SMALL 32 /* frames a walk holds in the stack; more: malloc */
+#define NONE 0xffff
 
 typedef struct walk_node {
+    const fut_frame *frame;
     const void *unit;
     const void *waits[FUT_FRAME_ANY];
     unsigned nwaits;
-    bool above; /* the next node is the frame above it, on its worker */
-    bool in;    /* in S */
+    uint16_t same;   /* the next node running the same unit, or NONE */
+    bool above;      /* the next node is the frame above it, on its worker */
+    bool reached;    /* a chain of waits leads here from the caller's */
+    bool in;         /* in S */
 } walk_node;
 
-static bool held(const walk_node *nodes, size_t n, size_t me, const void *t)
+typedef struct walk {
+    walk_node *node;
+    uint16_t *slot; /* unit -> its first node (open addressing) */
+    uint16_t *todo;
+    size_t n, nslots, ntodo, me;
+    uint64_t mine; /* fut__mine_filter() */
+    bool mine_reached;
+} walk;
+
+static size_t slot_of(const walk *w, const void *unit)
 {
-    if (fut__mine(t))
-        return nodes[me].in;
-    for (size_t m = 0; m < n; m++)
-        if (nodes[m].in && nodes[m].unit == t)
+    uintptr_t a = (uintptr_t)unit;
+    size_t i = (a >> 4 ^ a >> 13) & (w->nslots - 1);
+    while (w->slot[i] != NONE && w->node[w->slot[i]].unit != unit)
+        i = (i + 1) & (w->nslots - 1);
+    return i;
+}
+
+/* The first node running unit, or NONE. */
+static uint16_t runners(const walk *w, const void *unit)
+{
+    return unit ? w->slot[slot_of(w, unit)] : NONE;
+}
+
+static bool mine(const walk *w, const void *t)
+{
+    return (w->mine & fut__mine_bit(t)) && fut__mine(t);
+}
+
+static void reach(walk *w, size_t x)
+{
+    if (!w->node[x].reached) {
+        w->node[x].reached = true;
+        w->todo[w->ntodo++] = (uint16_t)x;
+    }
+}
+
+/* Reads a node's wait (once it is reached: only those are needed). */
+static void load_waits(walk_node *x)
+{
+    unsigned n = atomic_load_explicit(&x->frame->nwaits, memory_order_relaxed);
+    x->nwaits = n <= FUT_FRAME_ANY ? n : 0;
+    for (unsigned j = 0; j < x->nwaits; j++)
+        x->waits[j] =
+            atomic_load_explicit(&x->frame->waits[j], memory_order_relaxed);
+}
+
+/* Whether target t is held in S: run by a node in S, or the caller's own
+ * while the caller's node is in S. */
+static bool held(const walk *w, const void *t)
+{
+    if (mine(w, t))
+        return w->node[w->me].in;
+    for (uint16_t r = runners(w, t); r != NONE; r = w->node[r].same)
+        if (w->node[r].in)
             return true;
     return false;
 }
 
-static bool cycle_once(fut_pool *pool, const fut_frame *me_frame)
+/* The walk over w->n nodes (their units read): whether the caller's node
+ * is stuck. */
+static bool walk_frames(walk *w)
 {
-    walk_node nodes[WALK_MAX];
-    size_t n = 0, me = WALK_MAX;
-    for (size_t i = 0; i < pool->sched.threads; i++) {
-        fut_local *l = &pool->local[i];
-        /* seq_cst, as the push's store: of two units pushing frames at
-         * once, at least one sees the other's */
-        unsigned d = atomic_load(&l->depth);
-        d = d < FUT_FRAMES ? d : FUT_FRAMES;
-        if (n + d > WALK_MAX)
-            return false; /* too many to look at: no cycle found */
-        for (unsigned k = 0; k < d; k++, n++) {
-            const fut_frame *fr = &l->frame[k];
-            walk_node *x = &nodes[n];
-            x->unit = atomic_load_explicit(&fr->unit, memory_order_relaxed);
-            x->nwaits = atomic_load_explicit(&fr->nwaits, memory_order_relaxed);
-            if (x->nwaits > FUT_FRAME_ANY)
-                x->nwaits = 0;
-            for (unsigned j = 0; j < x->nwaits; j++)
-                x->waits[j] =
-                    atomic_load_explicit(&fr->waits[j], memory_order_relaxed);
-            x->above = k + 1 < d;
-            x->in = true;
-            if (fr == me_frame)
-                me = n;
-        }
+    memset(w->slot, 0xff, w->nslots * sizeof(*w->slot));
+    for (size_t m = 0; m < w->n; m++) {
+        walk_node *x = &w->node[m];
+        size_t at = slot_of(w, x->unit);
+        x->same = w->slot[at];
+        if (x->unit)
+            w->slot[at] = (uint16_t)m;
     }
-    if (me == WALK_MAX)
-        return false; /* not seen: too deep to show */
-    for (bool changed = true; changed && nodes[me].in;) {
+    /* What the caller's wait depends on, from its own node on: a node
+     * depends on the node above it and on those running its targets. */
+    reach(w, w->me);
+    while (w->ntodo) {
+        walk_node *x = &w->node[w->todo[--w->ntodo]];
+        load_waits(x);
+        for (unsigned j = 0; j < x->nwaits; j++) {
+            if (mine(w, x->waits[j]))
+                w->mine_reached = true;
+            for (uint16_t r = runners(w, x->waits[j]); r != NONE;
+                 r = w->node[r].same)
+                reach(w, r);
+        }
+        if (x->above)
+            reach(w, (size_t)(x - w->node) + 1);
+    }
+    if (!w->mine_reached)
+        return false; /* no chain leads back: the common case */
+    /* The largest S among the reached nodes: start with all of them, take
+     * out each that has neither a node above it in S nor its targets
+     * held, until nothing changes. */
+    for (size_t m = 0; m < w->n; m++)
+        w->node[m].in = w->node[m].reached;
+    for (bool changed = true; changed && w->node[w->me].in;) {
         changed = false;
-        for (size_t m = n; m-- > 0;) { /* top frames first: a worker's
-                                          stack clears in one pass */
-            walk_node *x = &nodes[m];
-            if (!x->in || (x->above && nodes[m + 1].in))
+        for (size_t m = w->n; m-- > 0;) { /* top frames first: a worker's
+                                             stack clears in one pass */
+            walk_node *x = &w->node[m];
+            if (!x->in || (x->above && w->node[m + 1].in))
                 continue;
             bool stuck = x->nwaits > 0;
             for (unsigned j = 0; j < x->nwaits && stuck; j++)
-                stuck = held(nodes, n, me, x->waits[j]);
+                stuck = held(w, x->waits[j]);
             if (!stuck)
                 x->in = false, changed = true;
         }
     }
-    return nodes[me].in;
+    return w->node[w->me].in;
+}
+
+static bool cycle_once(fut_pool *pool, const fut_frame *me_frame)
+{
+    size_t threads = pool->sched.threads, total = 0;
+    unsigned depth[WALK_MAX]; /* per worker, as read once */
+    if (threads > WALK_MAX)
+        return false; /* too many to look at: no cycle found */
+    for (size_t i = 0; i < threads; i++) {
+        /* seq_cst, as the push's store: of two units pushing frames at
+         * once, at least one sees the other's */
+        unsigned d = atomic_load(&pool->local[i].depth);
+        depth[i] = d < FUT_FRAMES ? d : FUT_FRAMES;
+        total += depth[i];
+    }
+    if (total > WALK_MAX)
+        return false;
+    walk_node small_nodes[WALK_SMALL];
+    uint16_t small_slots[2 * WALK_SMALL], small_todo[WALK_SMALL];
+    walk w = {small_nodes, small_slots, small_todo, 0, 2 * WALK_SMALL, 0,
+              NONE, fut__mine_filter(), false};
+    void *block = NULL;
+    if (total > WALK_SMALL) {
+        w.nslots = 2 * WALK_MAX;
+        block = malloc(WALK_MAX * sizeof(walk_node) +
+                       (w.nslots + WALK_MAX) * sizeof(uint16_t));
+        if (!block) /* a walk that cannot get memory finds no cycle */
+            return false;
+        w.node = block;
+        w.slot = (uint16_t *)(void *)(w.node + WALK_MAX);
+        w.todo = w.slot + w.nslots;
+    }
+    for (size_t i = 0; i < threads; i++) {
+        for (unsigned k = 0; k < depth[i]; k++) {
+            walk_node *x = &w.node[w.n];
+            x->frame = &pool->local[i].frame[k];
+            x->unit = atomic_load_explicit(&pool->local[i].frame_unit[k],
+                                           memory_order_relaxed);
+            x->above = k + 1 < depth[i];
+            x->reached = x->in = false;
+            x->nwaits = 0;
+            if (x->frame == me_frame)
+                w.me = w.n;
+            w.n++;
+        }
+    }
+    /* not seen (too deep to show): no cycle found */
+    bool cycle = w.me != NONE && walk_frames(&w);
+    free(block);
+    return cycle;
 }
 
 static bool all_pending(fut_future *const futs[], size_t n)
@@ -451,10 +567,8 @@ static bool all_pending(fut_future *const futs[], size_t n)
     return true;
 }
 
-bool fut__wait_closes_cycle(fut_frame *me, const void *target,
-                            fut_future *const futs[], size_t n)
+bool fut__wait_closes_cycle(fut_frame *me, fut_future *const futs[], size_t n)
 {
-    (void)target; /* the frame shows it */
     fut_sched_worker *w = fut__sched_any_self();
     fut_pool *pool = (fut_pool *)(void *)w->sched; /* sched is its first */
     if (!cycle_once(pool, me))

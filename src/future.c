@@ -116,7 +116,7 @@ fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
          * is what fut_group_wait waits for */
         const void *unit = cur_unit() ? (const void *)cur_unit()
                                       : (const void *)cur_cancelled();
-        atomic_store_explicit(&fr->unit, unit, memory_order_relaxed);
+        atomic_store_explicit(&l->frame_unit[d], unit, memory_order_relaxed);
         unsigned k = !futs ? 1 : n <= FUT_FRAME_ANY ? (unsigned)n : 0;
         for (unsigned i = 0; i < k; i++)
             atomic_store_explicit(&fr->waits[i],
@@ -134,9 +134,12 @@ fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
 void fut__frame_pop(void)
 {
     fut_local *l = my_local();
-    atomic_store(&l->depth, atomic_load_explicit(&l->depth,
-                                                 memory_order_relaxed) -
-                                1);
+    /* release, no fence: a check that misses the pop sees a frame that
+     * is going, which lasts no longer than a moment (the check looks
+     * twice, see fut__wait_closes_cycle) */
+    atomic_store_explicit(
+        &l->depth, atomic_load_explicit(&l->depth, memory_order_relaxed) - 1,
+        memory_order_release);
 }
 
 /* Shows, for fut_pool_dump and the watchdog, that worker share l runs
@@ -234,6 +237,18 @@ bool fut__mine(const void *target)
             (const void *)m->cancelled == target)
             return true;
     return false;
+}
+
+uint64_t fut__mine_filter(void)
+{
+    uint64_t bits = 0;
+    for (const fut_user_mark *m = fut__tl_mark; m; m = m->outer) {
+        if (m->current)
+            bits |= fut__mine_bit(m->current);
+        if (m->cancelled)
+            bits |= fut__mine_bit(m->cancelled);
+    }
+    return bits;
 }
 
 uint64_t fut__id_of(const fut_future *f)

@@ -219,15 +219,20 @@ int fut_group_wait(fut_group *group)
         return EDEADLK; /* a child waiting for its own group */
     if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
         return atomic_load(&group->error);
-    /* A unit shows what it waits for, and looks for a cycle back to it
-     * through the group's children (as fut_await does). */
-    bool framed;
-    if (fut__wait_frame(&group->cancelled, NULL, 0, &framed))
-        return EDEADLK;
+    /* A unit shows what it waits for, and, should the wait block, looks
+     * for a cycle back to it through the group's children (as fut_await
+     * does). */
+    fut_cycle_check check = {NULL, NULL, 0};
+    bool framed = fut__wait_frame(&group->cancelled, NULL, 0, &check.me);
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-    group_waiter w = {.ctx = {&lock, &cv, group_waiter_woken, NULL}};
+    group_waiter w = {.ctx = {&lock, &cv, group_waiter_woken, NULL, NULL,
+                              NULL}};
     w.ctx.arg = &w;
+    if (check.me) {
+        w.ctx.before_block = fut__cycle_check;
+        w.ctx.before_arg = &check;
+    }
     atomic_init(&w.woken, false);
     fut_sched_worker *self = fut__sched_any_self();
     if (self)
@@ -239,13 +244,27 @@ int fut_group_wait(fut_group *group)
         group->waiters = &w;
     }
     pthread_mutex_unlock(&group->lock);
-    if (wait)
-        fut__sched_wait(self, &w.ctx, NULL, true);
+    int rc = wait ? fut__sched_wait(self, &w.ctx, NULL, true) : 0;
+    if (rc) { /* EDEADLK, found as the wait was about to block */
+        pthread_mutex_lock(&group->lock);
+        group_waiter **at = &group->waiters;
+        while (*at && *at != &w)
+            at = &(*at)->next;
+        bool listed = *at != NULL;
+        if (listed)
+            *at = w.next;
+        pthread_mutex_unlock(&group->lock);
+        if (!listed) { /* the last child took the list: its wake for us
+                          is on its way, and the group is done */
+            fut__sched_wait(self, &w.ctx, NULL, false);
+            rc = 0;
+        }
+    }
     if (framed)
         fut__frame_pop();
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);
-    return atomic_load(&group->error);
+    return rc ? rc : atomic_load(&group->error);
 }
 
 void fut_group_destroy(fut_group *group)
@@ -461,7 +480,8 @@ static void join_run(fut_work *w)
 /* Waits for a b that another thread took; its error. */
 static int join_wait(fut_sched_worker *self, struct join_job *job)
 {
-    fut_wait_ctx ctx = {job->lock, job->cv, join_done, job};
+    fut_wait_ctx ctx = {.lock = job->lock, .cv = job->cv, .done = join_done,
+                        .arg = job};
     fut__sched_wait(self, &ctx, NULL, true);
     return job->error;
 }

@@ -209,9 +209,6 @@ typedef void (*fut_fn)(void); /* any function, for traces and dumps */
 typedef struct fut_frame {
     _Atomic(fut_fn) fn;          /* what the waiting unit runs          */
     atomic_ullong id;            /* its id; 0: none                     */
-    _Atomic(const void *) unit;  /* its future; a group child's: its
-                                    group's flag; NULL: a loop chunk, a
-                                    fut_join branch                    */
     atomic_ullong waits_id;      /* the id of waits[0] when a unit's    */
     atomic_uint nwaits;          /* 1: waits for waits[0]; more: for any
                                     one of waits[0..nwaits) (fut_await_any);
@@ -239,6 +236,10 @@ typedef struct fut_local {
     atomic_uint depth;            /* waits in progress (may pass
                                      FUT_FRAMES)                        */
     fut_frame frame[FUT_FRAMES];  /* [depth - 1]: the innermost wait    */
+    /* frame k's unit: its future; a group child's: its group's flag;
+     * NULL: a loop chunk, a fut_join branch. Apart from the frames, so
+     * that the cycle check reads eight to a cache line. */
+    _Atomic(const void *) frame_unit[FUT_FRAMES];
 } fut_local;
 
 struct fut_pool {
@@ -473,22 +474,37 @@ void fut__worker_running(fut_pool *pool, size_t i, fut_fn *fn, uint64_t *id,
 fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
                            size_t n);
 void fut__frame_pop(void);
-/* wait.c: about to wait (target, futs and n as for fut__frame_push), a
- * unit on a worker pushes its frame and looks for a cycle of waits back
- * to it: EDEADLK (nothing left pushed), or 0 with *pushed saying whether
- * to pop a frame after the wait. Elsewhere: 0, nothing pushed. */
-int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
-                    bool *pushed);
-/* Whether the unit of frame me (the caller's), which shows it waits (as
- * above), would wait for itself: a cycle of waits among the units its
- * pool's workers run (dump.c). A cycle is confirmed only while futs are
- * all pending. */
-bool fut__wait_closes_cycle(fut_frame *me, const void *target,
-                            fut_future *const futs[], size_t n);
+/* wait.c: a unit on a worker about to wait (target, futs and n as for
+ * fut__frame_push) pushes its frame: true (pop it after the wait), with
+ * *me the frame (NULL: too deep to show). Elsewhere false: no frame. */
+bool fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
+                     fut_frame **me);
+/* The cycle check of a wait, run only when the wait is about to block
+ * (fut_wait_ctx.before_block, with a fut_cycle_check as its argument):
+ * EDEADLK when the unit of frame me (the wait's first frame) would wait
+ * for itself, else 0. A cycle is confirmed only while futs (when not
+ * NULL) are all pending. */
+typedef struct fut_cycle_check {
+    fut_frame *me;
+    fut_future *const *futs;
+    size_t n;
+} fut_cycle_check;
+int fut__cycle_check(void *check);
+/* Whether the unit of frame me (the caller's) would wait for itself: a
+ * cycle of waits among the units its pool's workers run (dump.c). */
+bool fut__wait_closes_cycle(fut_frame *me, fut_future *const futs[], size_t n);
 /* Whether target (a future, or a group's cancel flag) is the unit this
  * thread runs, or one it runs below it, or a group of which one of those
  * is a child: it cannot complete before the caller returns. */
 bool fut__mine(const void *target);
+/* A 64-bit filter of what fut__mine says yes to: bit fut__mine_bit(p) is
+ * set for each of them (a bit clear: p is not mine). */
+uint64_t fut__mine_filter(void);
+static inline uint64_t fut__mine_bit(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return 1ull << ((a >> 4 ^ a >> 10) & 63);
+}
 /* The unit id of f (a task's or continuation's), else 0. */
 uint64_t fut__id_of(const fut_future *f);
 

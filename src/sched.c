@@ -626,6 +626,13 @@ static int worker_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
             continue;
         }
         looked = 0;
+        if (ctx->before_block) { /* once, then look again: it took time */
+            int (*check)(void *) = ctx->before_block;
+            ctx->before_block = NULL;
+            if ((rc = check(ctx->before_arg)))
+                break;
+            continue;
+        }
         if ((rc = worker_block(self, ctx, deadline, helping)))
             break;
     }

@@ -285,12 +285,18 @@ struct fut_wait_ctx {
     pthread_cond_t *cv;
     bool (*done)(void *arg);
     void *arg;
+    /* NULL, or called once on a worker, without the lock, when the wait is
+     * about to block (it found nothing to help with): nonzero ends the
+     * wait with that error. It is cleared once called. */
+    int (*before_block)(void *before_arg);
+    void *before_arg;
 };
 /* The calling worker's lock and condition variable, for a wait. */
 void fut__sched_wait_init(fut_sched_worker *self, fut_wait_ctx *ctx);
 /* Waits until ctx->done(): on a worker (self non-NULL), runs queued work
  * meanwhile (help), unless nested FUT_HELP_DEPTH_MAX deep; else blocks.
- * deadline: NULL, or CLOCK_MONOTONIC. 0 or ETIMEDOUT. */
+ * deadline: NULL, or CLOCK_MONOTONIC. 0, ETIMEDOUT, or what
+ * ctx->before_block returned. */
 int fut__sched_wait(fut_sched_worker *self, fut_wait_ctx *ctx,
                     const struct timespec *deadline, bool help);
 /* Wakes the thread of a wait; call with *ctx->lock held. */

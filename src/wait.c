@@ -118,6 +118,7 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
                  : fut__sched_wait(self, &w->ctx, deadline, true);
 
     /* Take back what has not fired; wait for the fires on their way. */
+    w->ctx.before_block = NULL; /* that wait looks for no cycle */
     size_t firing = 0;
     for (size_t i = 0; i < listening; i++)
         if (!fut__unlisten(nodes[i].f, &nodes[i].l))
@@ -128,9 +129,11 @@ static int block_on(fut_waiter *w, fut_future *const futs[], size_t n, bool all,
 }
 
 /* Waits for any (all == false) or all of futs. 0 when satisfied, with
- * *index the lowest complete one; ETIMEDOUT; ENOMEM. */
+ * *index the lowest complete one; ETIMEDOUT; ENOMEM; EDEADLK (check, when
+ * not NULL, found a cycle as the wait was about to block). */
 static int wait_for(fut_future *const futs[], size_t n, bool all,
-                    const struct timespec *deadline, size_t *index)
+                    const struct timespec *deadline, size_t *index,
+                    fut_cycle_check *check)
 {
     if (!all && first_ready(futs, n, index))
         return 0;
@@ -155,6 +158,10 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     fut_waiter w = {.ctx = {.lock = &lock, .cv = &cv, .done = satisfied}};
     w.ctx.arg = &w;
+    if (check && check->me) {
+        w.ctx.before_block = fut__cycle_check;
+        w.ctx.before_arg = check;
+    }
     atomic_init(&w.fired, 0);
     atomic_init(&w.want, 1);
     fut_sched_worker *worker = fut__sched_any_self();
@@ -164,7 +171,7 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
     pthread_cond_destroy(&cv);
     pthread_mutex_destroy(&lock);
     if (!all)
-        rc = first_ready(futs, n, index) ? 0 : ETIMEDOUT;
+        rc = first_ready(futs, n, index) ? 0 : rc == EDEADLK ? rc : ETIMEDOUT;
     if (nodes != stack_nodes)
         free(nodes);
     return rc;
@@ -188,33 +195,39 @@ static int outcome(fut_future *f, void **value)
     return f->error;
 }
 
-int fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
-                    bool *pushed)
+bool fut__wait_frame(const void *target, fut_future *const futs[], size_t n,
+                     fut_frame **me)
 {
-    *pushed = FUT_NAMES && fut__in_unit() && fut__sched_any_self();
-    if (!*pushed)
-        return 0;
-    fut_frame *me = fut__frame_push(target, futs, n); /* NULL: too deep */
-    if (me && fut__wait_closes_cycle(me, target, futs, n)) {
-        fut__frame_pop();
-        *pushed = false;
-        return EDEADLK;
-    }
-    return 0;
+    *me = NULL;
+    if (!FUT_NAMES || !fut__in_unit() || !fut__sched_any_self())
+        return false;
+    *me = fut__frame_push(target, futs, n); /* NULL: too deep */
+    return true;
+}
+
+int fut__cycle_check(void *arg)
+{
+    const fut_cycle_check *c = arg;
+    return c->me && fut__wait_closes_cycle(c->me, c->futs, c->n) ? EDEADLK
+                                                                 : 0;
 }
 
 /* A unit about to wait for f: EDEADLK when f is its own future or one
- * this thread runs below it (taken back), or a cycle of waits leads back
- * to it (fut__wait_frame); else 0, and *pushed says whether to pop a
- * frame after the wait (wait_end). */
-static int wait_begin(fut_future *f, bool *pushed)
+ * this thread runs below it (taken back); else 0, with its frame pushed
+ * (pop it after: wait_end) and *check set for the cycle check that runs
+ * if the wait blocks. */
+static int wait_begin(fut_future *f, bool *pushed, fut_cycle_check *check)
 {
     *pushed = false;
+    check->me = NULL;
     if (!FUT_NAMES || !fut__in_unit()) /* no unit here: no cycle */
         return 0;
     if (fut__waits_for_itself(f, NULL) || fut__runs_below(f))
         return EDEADLK;
-    return fut__wait_frame(NULL, &f, 1, pushed);
+    *pushed = fut__wait_frame(NULL, &f, 1, &check->me);
+    check->futs = NULL;
+    check->n = 0;
+    return 0;
 }
 
 static void wait_end(bool pushed)
@@ -235,10 +248,16 @@ int fut_await(fut_future *f, void **value)
         if (inherited(&f, 1)) /* the parent's: nothing here completes it */
             return EOWNERDEAD;
         bool pushed;
-        if (wait_begin(f, &pushed))
+        fut_cycle_check check;
+        if (wait_begin(f, &pushed, &check))
             return EDEADLK;
-        wait_for(&f, 1, false, NULL, &i); /* one, no deadline: cannot fail */
+        check.futs = &f;
+        check.n = 1;
+        /* one, no deadline: fails only for a cycle */
+        int rc = wait_for(&f, 1, false, NULL, &i, &check);
         wait_end(pushed);
+        if (rc)
+            return rc;
     }
     return outcome(f, value);
 }
@@ -258,15 +277,19 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
         return EOWNERDEAD;
     }
     bool cycle = false, pushed = false;
+    fut_cycle_check check = {NULL, &f, 1};
     if (!fut__is_ready(f) && ms > 0)
-        cycle = wait_begin(f, &pushed) != 0;
+        cycle = wait_begin(f, &pushed, &check) != 0;
     else if (!fut__is_ready(f))
         cycle = fut__waits_for_itself(f, NULL); /* a poll looks no further */
     if (cycle)
         return EDEADLK;
+    check.futs = &f;
+    check.n = 1;
     if (ms < forever)
         deadline_after(&deadline, ms);
-    int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i);
+    int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i,
+                      &check);
     wait_end(pushed);
     if (rc) {
         if (value)
@@ -277,21 +300,25 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
 }
 
 /* A unit about to wait for all of futs: a frame for each pending one (as
- * wait_begin), each looked at for a cycle. Returns how many frames to
- * pop, or sets *cycle (none left). */
-static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle)
+ * wait_begin), the first of them check->me. Returns how many frames to
+ * pop, or sets *cycle (one of them is its own: none left). */
+static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle,
+                         fut_cycle_check *check)
 {
     size_t pushed = 0;
     *cycle = false;
+    fut_cycle_check first = {NULL, NULL, 0};
     for (size_t i = 0; i < n && !*cycle && fut__in_unit(); i++) {
         bool one = false;
         if (!fut__is_ready(futs[i]))
-            *cycle = wait_begin(futs[i], &one) != 0;
+            *cycle = wait_begin(futs[i], &one, pushed ? check : &first) != 0;
         pushed += one;
     }
     if (*cycle)
         while (pushed--)
             fut__frame_pop();
+    /* the first frame: stuck when any one above it (this join's) is */
+    *check = (fut_cycle_check){first.me, NULL, 0};
     return *cycle ? 0 : pushed;
 }
 
@@ -308,25 +335,31 @@ static int join_wait(fut_future *const futs[], size_t n)
     if (inherited(futs + first, n - first))
         return EOWNERDEAD;
     bool cycle;
-    size_t frames = join_begin(futs + first, n - first, &cycle);
+    fut_cycle_check check;
+    size_t frames = join_begin(futs + first, n - first, &cycle, &check);
     if (cycle)
         return EDEADLK;
     /* The last pending one first: units run about in the order they were
      * queued, so once it is done most of the others are too, and those
      * cost no listener (nor their completion a lock). Then the rest at
      * once, which wakes this thread once, at the end; with no memory for
-     * that, one at a time. */
+     * that, one at a time. The cycle check runs in whichever first blocks
+     * (again in the second: at most twice). */
     size_t last = n - 1;
     while (fut__is_ready(futs[last]) && last > first)
         last--;
-    wait_for(&futs[last], 1, false, NULL, &i); /* one: cannot fail */
-    if (last > first &&
-        wait_for(futs + first, last - first, true, NULL, &i) == ENOMEM)
-        for (i = first; i < last; i++)
-            fut_await(futs[i], NULL);
+    int rc = wait_for(&futs[last], 1, false, NULL, &i, &check);
+    if (!rc && last > first &&
+        (rc = wait_for(futs + first, last - first, true, NULL, &i, &check)) ==
+            ENOMEM) {
+        rc = 0;
+        for (i = first; i < last && rc != EDEADLK; i++)
+            rc = fut_await(futs[i], NULL);
+        rc = rc == EDEADLK ? rc : 0;
+    }
     while (frames--)
         fut__frame_pop();
-    return 0;
+    return rc;
 }
 
 /* Whether futs holds the caller's own future, still pending. */
@@ -370,19 +403,22 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 }
 
 /* fut_await_any's wait_begin: EDEADLK when every one of futs (none
- * complete) is the caller's own unit or one it runs below it, or leads
- * back to it through a cycle of waits. */
-static int any_begin(fut_future *const futs[], size_t n, bool *pushed)
+ * complete) is the caller's own unit or one it runs below it; else its
+ * frame, for the cycle check that runs if the wait blocks. */
+static int any_begin(fut_future *const futs[], size_t n, bool *pushed,
+                     fut_cycle_check *check)
 {
     *pushed = false;
-    if (!fut__in_unit())
+    *check = (fut_cycle_check){NULL, futs, n};
+    if (!FUT_NAMES || !fut__in_unit())
         return 0;
     bool mine = true;
     for (size_t i = 0; i < n && mine; i++)
         mine = fut__mine(futs[i]);
     if (mine)
         return EDEADLK;
-    return fut__wait_frame(NULL, futs, n, pushed);
+    *pushed = fut__wait_frame(NULL, futs, n, &check->me);
+    return 0;
 }
 
 int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
@@ -393,9 +429,10 @@ int fut_await_any(fut_future *const futs[], size_t n, size_t *index)
     if (inherited(futs, n))
         return EOWNERDEAD; /* even if another could complete: say so */
     bool pushed = false;
-    if (!first_ready(futs, n, &i) && any_begin(futs, n, &pushed))
+    fut_cycle_check check = {NULL, NULL, 0};
+    if (!first_ready(futs, n, &i) && any_begin(futs, n, &pushed, &check))
         return EDEADLK;
-    int rc = wait_for(futs, n, false, NULL, &i);
+    int rc = wait_for(futs, n, false, NULL, &i, &check);
     wait_end(pushed);
     if (!rc && index)
         *index = i;

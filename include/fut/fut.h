@@ -610,14 +610,17 @@ FUT_API fut_future *fut_any(fut_future *const futs[], size_t n,
  * Blocks until f completes, stores its value in *value (NULL when f failed;
  * value may be NULL) and returns its error: 0, the task's own code, or any
  * error listed for the function that made f. EINVAL for a NULL f. EDEADLK,
- * at once, when the wait would never end because it waits for the
- * caller itself: f is the pending future of the very task or
- * continuation that calls it; or f is run by units of the caller's pool
- * that wait, through a chain of fut_await, fut_await_for, fut_join_all
- * or fut_join_settled calls, for the caller (A awaits B while B awaits
- * A), or cannot resume before the caller returns (a unit this worker runs
- * on top of the caller's own wait). Only a wait that must block looks for
- * such a cycle, which may also pass through groups (a unit waiting in
+ * instead of blocking forever, when the wait would never end because it
+ * waits for the caller itself: at once when f is the pending future of
+ * the very task or continuation that calls it, or of a unit this thread
+ * runs below it; and, when the caller's worker has no queued work left
+ * to run while it waits and would block, when f is run by units of the
+ * caller's pool that wait, through a chain of fut_await, fut_await_for,
+ * fut_join_all or fut_join_settled calls, for the caller (A awaits B
+ * while B awaits A), or cannot resume before the caller returns (a unit
+ * this worker runs on top of the caller's own wait). Only a wait about to
+ * block looks for such a cycle (so a wait that ends while its worker
+ * helps costs nothing more), which may also pass through groups (a unit waiting in
  * fut_group_wait for a group whose child waits for it) and fut_await_any
  * (a unit waiting for any of several closes a cycle only when every one
  * of them leads back). A promise is kept by whoever holds it, which the
@@ -662,8 +665,8 @@ FUT_API int fut_join_settled(fut_future *const futs[], size_t n, int errors[]);
  * outcome, stores the lowest complete index in *index (index may be NULL)
  * and returns 0; read that future's outcome with fut_await. EINVAL (n == 0,
  * futs NULL, or a NULL entry); ENOMEM (no memory to wait on many futures);
- * EDEADLK, at once, when none is complete and every one of them waits for
- * the caller (as fut_await: its own future, or through a cycle; cycles
+ * EDEADLK when none is complete and every one of them waits for the
+ * caller (as fut_await: its own future, or through a cycle; cycles
  * through other units are looked for, here and in their waits, when it
  * waits for at most four futures). Borrows the futures.
  */
@@ -802,8 +805,8 @@ FUT_API int fut_group_spawn(fut_group *group, fut_task_fn fn, void *arg);
  * they spawn, has finished, and returns the error of the first child to
  * fail (in time) since the group was made, or 0; EINVAL for NULL;
  * EDEADLK, at once, when called from one of the group's own children (it
- * would wait for itself), or when a child waits, through a cycle of
- * waits, for the caller (see fut_await). On a worker, runs queued work (its children
+ * would wait for itself), or, when the wait is about to block, when a
+ * child waits, through a cycle of waits, for the caller (see fut_await). On a worker, runs queued work (its children
  * among it) meanwhile. The group
  * may be spawned into and waited on again.
  */
