@@ -200,11 +200,13 @@ enum fut_stat {
 
 typedef void (*fut_fn)(void); /* any function, for traces and dumps */
 
-/* A unit in a wait (fut_await, fut_await_for) on a worker: the frames
- * of a worker stack up as waits nest (a unit run while another waits
- * may wait in turn). Written by its worker only; read by fut_pool_dump,
- * the monitor and the cycle check of waits, from any thread (pointers
- * there are compared, never followed). */
+/* A unit in a wait (fut_await, fut_await_for, fut_join_all and
+ * fut_join_settled: one per future; fut_await_any, fut_group_wait) on a
+ * worker: the frames of a worker stack up as waits nest (a unit run
+ * while another waits may wait in turn); the unit of each is kept apart
+ * (fut_local.frame_unit). Written by its worker only; read by
+ * fut_pool_dump, the monitor and the cycle check of waits, from any
+ * thread (pointers there are compared, never followed). */
 #define FUT_FRAME_ANY 4 /* fut_await_any targets a frame keeps */
 typedef struct fut_frame {
     _Atomic(fut_fn) fn;          /* what the waiting unit runs          */
