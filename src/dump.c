@@ -515,10 +515,14 @@ static bool cycle_once(fut_pool *pool, const fut_frame *me_frame)
     unsigned depth[WALK_MAX]; /* per worker, as read once */
     if (threads > WALK_MAX)
         return false; /* too many to look at: no cycle found */
+    /* Each unit pushed its frame before it got here (a store of depth);
+     * of two units that push and then check, at least one sees the
+     * other's frame: their fences are ordered, and the later one's loads
+     * come after the earlier one's store. */
+    atomic_thread_fence(memory_order_seq_cst);
     for (size_t i = 0; i < threads; i++) {
-        /* seq_cst, as the push's store: of two units pushing frames at
-         * once, at least one sees the other's */
-        unsigned d = atomic_load(&pool->local[i].depth);
+        unsigned d =
+            atomic_load_explicit(&pool->local[i].depth, memory_order_acquire);
         depth[i] = d < FUT_FRAMES ? d : FUT_FRAMES;
         total += depth[i];
     }

@@ -96,7 +96,8 @@ static inline fut_local *my_local(void)
 /* A unit on a worker (fut__wait_frame checks) about to wait: pushes a
  * frame for it (for dumps, and the cycle checks of waits). NULL when the
  * worker is FUT_FRAMES waits deep: counted, not shown. The frame is
- * published with seq_cst, as the cycle check reads others' frames. */
+ * published by a release store of depth; the cycle check that reads
+ * others' frames starts with a seq_cst fence (see cycle_once). */
 fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
                            size_t n)
 {
@@ -127,7 +128,7 @@ fut_frame *fut__frame_push(const void *target, fut_future *const futs[],
                               futs && n == 1 ? fut__id_of(futs[0]) : 0,
                               memory_order_relaxed);
     }
-    atomic_store(&l->depth, d + 1);
+    atomic_store_explicit(&l->depth, d + 1, memory_order_release);
     return fr;
 }
 
