@@ -236,26 +236,35 @@ static void wait_end(bool pushed)
         fut__frame_pop();
 }
 
-int fut_await(fut_future *f, void **value)
+/* fut_await once f is still pending after a take-back: out of line, so
+ * that the path of a child taken back and run in place (fork-join) stays
+ * short. 0, or why it did not wait. */
+static __attribute__((noinline)) int await_pending(fut_future *f)
 {
     size_t i;
+    if (inherited(&f, 1)) /* the parent's: nothing here completes it */
+        return EOWNERDEAD;
+    bool pushed;
+    fut_cycle_check check;
+    if (wait_begin(f, &pushed, &check))
+        return EDEADLK;
+    check.futs = &f;
+    check.n = 1;
+    /* one, no deadline: fails only for a cycle */
+    int rc = wait_for(&f, 1, false, NULL, &i, &check);
+    wait_end(pushed);
+    return rc;
+}
+
+int fut_await(fut_future *f, void **value)
+{
     if (!f)
         return EINVAL;
     FUT_CHECK_FUTURE(f, "fut_await");
     if (!fut__is_ready(f))
         fut__run_own(f); /* on a worker: our child, run it here */
     if (!fut__is_ready(f)) {
-        if (inherited(&f, 1)) /* the parent's: nothing here completes it */
-            return EOWNERDEAD;
-        bool pushed;
-        fut_cycle_check check;
-        if (wait_begin(f, &pushed, &check))
-            return EDEADLK;
-        check.futs = &f;
-        check.n = 1;
-        /* one, no deadline: fails only for a cycle */
-        int rc = wait_for(&f, 1, false, NULL, &i, &check);
-        wait_end(pushed);
+        int rc = await_pending(f);
         if (rc)
             return rc;
     }
