@@ -91,6 +91,14 @@ static bool first_ready(fut_future *const futs[], size_t n, size_t *index)
     return false;
 }
 
+static size_t pending_count(fut_future *const futs[], size_t n)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < n; i++)
+        pending += !fut__is_ready(futs[i]);
+    return pending;
+}
+
 /* Blocks on w with listeners on futs until one has fired (all == false)
  * or every one that was pending has (all == true): 0, or ETIMEDOUT. The
  * pending ones use nodes in order (as many as were pending at first). */
@@ -138,12 +146,8 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
     if (!all && first_ready(futs, n, index))
         return 0;
 
-    size_t pending = n; /* a node each: those pending now, at most */
-    if (all) {
-        pending = 0;
-        for (size_t i = 0; i < n; i++)
-            pending += !fut__is_ready(futs[i]);
-    }
+    /* a node each: those pending now, at most (none comes back) */
+    size_t pending = all ? pending_count(futs, n) : n;
     struct wait_node stack_nodes[STACK_NODES];
     struct wait_node *nodes = stack_nodes;
     if (pending > STACK_NODES) {
@@ -172,6 +176,8 @@ static int wait_for(fut_future *const futs[], size_t n, bool all,
     pthread_mutex_destroy(&lock);
     if (!all)
         rc = first_ready(futs, n, index) ? 0 : rc == EDEADLK ? rc : ETIMEDOUT;
+    else if (rc == EDEADLK && pending_count(futs, n) == 0)
+        rc = 0; /* all complete meanwhile: no cycle to report */
     if (nodes != stack_nodes)
         free(nodes);
     return rc;
@@ -361,10 +367,10 @@ static int join_wait(fut_future *const futs[], size_t n)
     if (!rc && last > first &&
         (rc = wait_for(futs + first, last - first, true, NULL, &i, &check)) ==
             ENOMEM) {
-        rc = 0;
-        for (i = first; i < last && rc != EDEADLK; i++)
-            rc = fut_await(futs[i], NULL);
-        rc = rc == EDEADLK ? rc : 0;
+        rc = 0; /* one at a time: on the stack, fails only for a cycle */
+        for (size_t k = first; k < last && !rc; k++)
+            if (!fut__is_ready(futs[k]))
+                rc = wait_for(&futs[k], 1, false, NULL, &i, &check);
     }
     while (frames--)
         fut__frame_pop();

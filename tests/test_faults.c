@@ -217,12 +217,14 @@ static void s_failure_chain(fut_pool *pool)
 }
 
 /* join_all of futures still pending, more than a wait keeps on its stack
- * (with no memory to listen to all, it awaits them one at a time). */
+ * (with no memory to listen to all, it awaits them one at a time). The
+ * last one is done first, so that, once join_all has waited for it, five
+ * are left to listen to at once. */
 static void s_join_pending(fut_pool *pool)
 {
     fut_future *fs[6];
     for (int i = 0; i < 6; i++)
-        fs[i] = fut_sleep(pool, 1);
+        fs[i] = fut_sleep(pool, i < 5 ? 20 : 1);
     /* join_all has no error of its own, even with no memory to listen */
     int joined = fut_join_all(fs, 6); /* then the inputs, all complete */
     ck_assert_int_eq(joined, first_error(fs, 6));
