@@ -271,7 +271,19 @@ void fut_group_destroy(fut_group *group)
 {
     if (!group)
         return;
-    fut_group_wait(group);
+    if (fut_group_wait(group) == EDEADLK &&
+        atomic_load_explicit(&group->pending, memory_order_acquire) != 0) {
+        /* Called from a unit the group waits for (one of its own
+         * children, or one in a cycle of waits through them): it cannot
+         * wait, and its children still run. Kept, not freed under them. */
+#ifdef FUT_CHECKED
+        fut__misuse("fut_group_destroy", group,
+                    "called from a unit the group waits for (one of its own "
+                    "children, or one in a cycle of waits through them): the "
+                    "group cannot be waited for, so it is not freed");
+#endif
+        return;
+    }
     /* The last child's unlock may still be in flight: take the lock once
      * so that it is over before the mutex goes. */
     pthread_mutex_lock(&group->lock);

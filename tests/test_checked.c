@@ -108,6 +108,21 @@ static void cancel_misaligned(fut_pool *pool)
     fut_cancel((fut_future *)(void *)(bytes + 3)); /* misuse */
 }
 
+static int destroys_own_group(void *arg, void **value)
+{
+    (void)value;
+    fut_group_destroy(arg); /* misuse: it is one of the group's children */
+    return 0;
+}
+
+static void destroy_group_from_child(fut_pool *pool)
+{
+    fut_group *g;
+    fut_group_create(pool, &g);
+    fut_group_spawn(g, destroys_own_group, g);
+    fut_group_wait(g);
+}
+
 START_TEST(double_release_stops)
 {
     char *text = misuse_in_child(double_release);
@@ -159,6 +174,15 @@ END_TEST
 
 /* Correct use never trips the checks: a promise kept once and its
  * future released after; a consumed future left alone. */
+START_TEST(group_destroyed_by_its_child_stops)
+{
+    char *text = misuse_in_child(destroy_group_from_child);
+    ck_assert_msg(strstr(text, "fut: misuse in fut_group_destroy(0x") &&
+                      strstr(text, "not freed"),
+                  "%s", text);
+}
+END_TEST
+
 START_TEST(correct_use_is_quiet)
 {
     fut_pool *pool = pool_new(2);
@@ -183,6 +207,7 @@ static Suite *checked_suite(void)
     Suite *s = suite_create("checked");
 #ifdef FUT_CHECKED
     FUT_TCASE(s, "misuse", double_release_stops, use_after_release_stops,
+              group_destroyed_by_its_child_stops,
               release_of_consumed_future_stops, promise_kept_twice_stops,
               garbage_handles_stop, correct_use_is_quiet);
 #else

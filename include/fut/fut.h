@@ -826,7 +826,10 @@ FUT_API int fut_group_cancel(fut_group *group);
 /**
  * Waits for the group's children (as fut_group_wait), then frees the group.
  * NULL is ignored. Must not be called from one of the group's own
- * children, which would wait for itself.
+ * children, which would wait for itself (nor from a unit in a cycle of
+ * waits through them): there the group is not freed, as its children
+ * still run, and the checked build stops the program with a message
+ * naming the call.
  */
 FUT_API void fut_group_destroy(fut_group *group);
 
