@@ -213,24 +213,6 @@ user_end(const fut_user_mark *m)
     fut__tl_mark = m->outer;
 }
 
-bool fut__runs_below(const fut_future *f)
-{
-    for (const fut_user_mark *m = fut__tl_mark ? fut__tl_mark->outer : NULL; m;
-         m = m->outer)
-        if (m->current == f)
-            return true;
-    return false;
-}
-
-bool fut__group_runs_below(const atomic_bool *group)
-{
-    for (const fut_user_mark *m = fut__tl_mark ? fut__tl_mark->outer : NULL; m;
-         m = m->outer)
-        if (m->cancelled == group)
-            return true;
-    return false;
-}
-
 bool fut__mine(const void *target)
 {
     for (const fut_user_mark *m = fut__tl_mark; m; m = m->outer)
@@ -1023,9 +1005,9 @@ bool fut__run_own(fut_future *f)
     return true;
 }
 
-bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group)
+bool fut__waits_for_itself(const fut_future *f)
 {
-    return (f && f == cur_unit()) || (group && group == cur_cancelled());
+    return f == cur_unit();
 }
 
 bool fut_cancel_requested(void)

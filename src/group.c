@@ -214,8 +214,7 @@ int fut_group_wait(fut_group *group)
         return EINVAL;
     if (fut__inherited(group->pool))
         return EOWNERDEAD;
-    if (fut__waits_for_itself(NULL, &group->cancelled) ||
-        (fut__in_unit() && fut__group_runs_below(&group->cancelled)))
+    if (fut__mine(&group->cancelled))
         return EDEADLK; /* a child waiting for its own group */
     if (atomic_load_explicit(&group->pending, memory_order_acquire) == 0)
         return atomic_load(&group->error);

@@ -316,12 +316,6 @@ typedef struct fut_user_mark {
 void fut__user_begin(fut_user_mark *m, const atomic_bool *cancelled,
                      fut_fn fn, uint64_t id);
 void fut__user_end(const fut_user_mark *m);
-/* Whether f is a unit this thread runs below the current one (one it
- * took back, or helped on top of): waiting for it would wait for itself. */
-bool fut__runs_below(const fut_future *f);
-/* Whether a child of the group (its cancel flag) runs below the current
- * unit on this thread. */
-bool fut__group_runs_below(const atomic_bool *group);
 bool fut__listen(fut_future *f, fut_listener *l);
 bool fut__unlisten(fut_future *f, fut_listener *l);
 void fut__pending_add(fut_pool *pool, fut_future *c);
@@ -343,9 +337,9 @@ static inline bool fut__in_unit(void)
 {
     return fut__tl_mark != NULL;
 }
-/* Whether waiting here for f, or for group's children (the group's
- * cancel flag), would be waiting for the very unit this thread runs. */
-bool fut__waits_for_itself(const fut_future *f, const atomic_bool *group);
+/* Whether f is the very unit this thread runs (fut__mine also answers
+ * for the units it runs below it, and for groups). */
+bool fut__waits_for_itself(const fut_future *f);
 bool fut__run_own(fut_future *f);
 /* fut_take's half once f has succeeded: marks its value taken, in the
  * future that frees it. 0; EALREADY; EINVAL (a fut_all_values' array). */
@@ -426,7 +420,8 @@ static inline void fut__pool_ref_drop(fut_pool *pool)
  * fut-bench-nonames, see BENCHMARKS.md). FUT_SHOW 0: no worker shows
  * what it runs nor since when (FUT_NO_INSPECT, which also sets
  * FUT_NAMES 0). FUT_NAMES 0: no id is made or shown, no name shown, no
- * wait looks for a cycle (FUT_NO_NAMES). */
+ * wait pushes a frame or looks for a cycle among other units (a wait for
+ * the caller's own unit is still refused) (FUT_NO_NAMES). */
 #ifdef FUT_NO_INSPECT
 #define FUT_SHOW 0
 #else

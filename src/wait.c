@@ -220,19 +220,17 @@ int fut__cycle_check(void *arg)
 
 /* A unit about to wait for f: EDEADLK when f is its own future or one
  * this thread runs below it (taken back); else 0, with its frame pushed
- * (pop it after: wait_end) and *check set for the cycle check that runs
- * if the wait blocks. */
-static int wait_begin(fut_future *f, bool *pushed, fut_cycle_check *check)
+ * when it has one (*pushed: pop it after, wait_end), *me the frame for
+ * the cycle check that runs if the wait blocks. */
+static int wait_begin(fut_future *f, bool *pushed, fut_frame **me)
 {
     *pushed = false;
-    check->me = NULL;
-    if (!FUT_NAMES || !fut__in_unit()) /* no unit here: no cycle */
+    *me = NULL;
+    if (!fut__in_unit()) /* no unit here: no cycle */
         return 0;
-    if (fut__waits_for_itself(f, NULL) || fut__runs_below(f))
+    if (fut__mine(f))
         return EDEADLK;
-    *pushed = fut__wait_frame(NULL, &f, 1, &check->me);
-    check->futs = NULL;
-    check->n = 0;
+    *pushed = fut__wait_frame(NULL, &f, 1, me);
     return 0;
 }
 
@@ -251,11 +249,9 @@ static __attribute__((noinline)) int await_pending(fut_future *f)
     if (inherited(&f, 1)) /* the parent's: nothing here completes it */
         return EOWNERDEAD;
     bool pushed;
-    fut_cycle_check check;
-    if (wait_begin(f, &pushed, &check))
+    fut_cycle_check check = {NULL, &f, 1};
+    if (wait_begin(f, &pushed, &check.me))
         return EDEADLK;
-    check.futs = &f;
-    check.n = 1;
     /* one, no deadline: fails only for a cycle */
     int rc = wait_for(&f, 1, false, NULL, &i, &check);
     wait_end(pushed);
@@ -294,13 +290,11 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
     bool cycle = false, pushed = false;
     fut_cycle_check check = {NULL, &f, 1};
     if (!fut__is_ready(f) && ms > 0)
-        cycle = wait_begin(f, &pushed, &check) != 0;
+        cycle = wait_begin(f, &pushed, &check.me) != 0;
     else if (!fut__is_ready(f))
-        cycle = fut__waits_for_itself(f, NULL); /* a poll looks no further */
+        cycle = fut__waits_for_itself(f); /* a poll looks no further */
     if (cycle)
         return EDEADLK;
-    check.futs = &f;
-    check.n = 1;
     if (ms < forever)
         deadline_after(&deadline, ms);
     int rc = wait_for(&f, 1, false, ms < forever ? &deadline : NULL, &i,
@@ -315,25 +309,27 @@ int fut_await_for(fut_future *f, uint64_t ms, void **value)
 }
 
 /* A unit about to wait for all of futs: a frame for each pending one (as
- * wait_begin), the first of them check->me. Returns how many frames to
- * pop, or sets *cycle (one of them is its own: none left). */
+ * wait_begin), the first of them check->me (stuck when any one above it,
+ * this join's, is). Returns how many frames to pop, or sets *cycle (one
+ * of them is its own: none left). */
 static size_t join_begin(fut_future *const futs[], size_t n, bool *cycle,
                          fut_cycle_check *check)
 {
     size_t pushed = 0;
     *cycle = false;
-    fut_cycle_check first = {NULL, NULL, 0};
+    *check = (fut_cycle_check){NULL, NULL, 0};
     for (size_t i = 0; i < n && !*cycle && fut__in_unit(); i++) {
         bool one = false;
+        fut_frame *me = NULL;
         if (!fut__is_ready(futs[i]))
-            *cycle = wait_begin(futs[i], &one, pushed ? check : &first) != 0;
+            *cycle = wait_begin(futs[i], &one, &me) != 0;
+        if (one && !pushed)
+            check->me = me;
         pushed += one;
     }
     if (*cycle)
         while (pushed--)
             fut__frame_pop();
-    /* the first frame: stuck when any one above it (this join's) is */
-    *check = (fut_cycle_check){first.me, NULL, 0};
     return *cycle ? 0 : pushed;
 }
 
@@ -377,23 +373,10 @@ static int join_wait(fut_future *const futs[], size_t n)
     return rc;
 }
 
-/* Whether futs holds the caller's own future, still pending. */
-static bool holds_itself(fut_future *const futs[], size_t n)
-{
-    if (!fut__in_unit()) /* no unit runs on this thread: none is its own */
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!fut__is_ready(futs[i]) && fut__waits_for_itself(futs[i], NULL))
-            return true;
-    return false;
-}
-
 int fut_join_all(fut_future *const futs[], size_t n)
 {
     if (!valid(futs, n, "fut_join_all"))
         return EINVAL;
-    if (holds_itself(futs, n))
-        return EDEADLK;
     int rc = join_wait(futs, n);
     if (rc)
         return rc;
@@ -407,8 +390,6 @@ int fut_join_settled(fut_future *const futs[], size_t n, int errors[])
 {
     if (!valid(futs, n, "fut_join_settled") || (n && !errors))
         return EINVAL;
-    if (holds_itself(futs, n))
-        return EDEADLK;
     int rc = join_wait(futs, n);
     if (rc)
         return rc;
@@ -425,7 +406,7 @@ static int any_begin(fut_future *const futs[], size_t n, bool *pushed,
 {
     *pushed = false;
     *check = (fut_cycle_check){NULL, futs, n};
-    if (!FUT_NAMES || !fut__in_unit())
+    if (!fut__in_unit())
         return 0;
     bool mine = true;
     for (size_t i = 0; i < n && mine; i++)
